@@ -1,0 +1,130 @@
+"""Benchmarks: ``python -m samr1lib.bench reward`` (more subcommands arrive with the toy world).
+
+``reward`` times the SAM2 reward provider for GRPO groups of G completions that share one image,
+side by side in one run, on the same inputs:
+- batched: one ``set_image`` per group, every prompt of the group decoded in one ``predict`` call
+  (``SAM2Segmenter.segment``, what the reward uses);
+- naive: ``set_image`` + ``predict`` for every completion (what the peers' reward code does).
+It checks that both paths give the same masks and prints the speed-up ratio on its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .segmenters.base import SegPrompt
+
+
+@dataclass
+class RewardBenchResult:
+    batched_s: float
+    naive_s: float
+    groups: int
+    group_size: int
+    mismatch_pixels: int
+    total_pixels: int
+    min_iou: float  # lowest IoU between the two paths' masks of one completion
+
+    @property
+    def masks_agree(self) -> bool:
+        """Same masks up to float rounding: batched matrix products may flip a pixel whose logit
+        sits at the threshold, so agreement is IoU >= 0.999 for every completion."""
+        return self.min_iou >= 0.999
+
+    @property
+    def speedup(self) -> float:
+        return self.naive_s / self.batched_s
+
+
+def make_group_inputs(groups: int, group_size: int, height: int, width: int, seed: int = 0):
+    """Per group: one random-texture image with a rectangle, and G jittered box + point prompts."""
+    rng = np.random.default_rng(seed)
+    items = []
+    for _ in range(groups):
+        img = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        x1, y1 = rng.uniform(0.1, 0.4) * width, rng.uniform(0.1, 0.4) * height
+        x2, y2 = x1 + rng.uniform(0.2, 0.5) * width, y1 + rng.uniform(0.2, 0.5) * height
+        img[int(y1):int(y2), int(x1):int(x2)] = rng.integers(0, 256, 3, dtype=np.uint8)
+        prompts = []
+        for _ in range(group_size):
+            j = rng.normal(0, 0.05, 4) * [width, height, width, height]
+            bx1, by1, bx2, by2 = x1 + j[0], y1 + j[1], x2 + j[2], y2 + j[3]
+            point = ((bx1 + bx2) / 2, (by1 + by2) / 2)
+            prompts.append(SegPrompt(box=(bx1, by1, bx2, by2), points=(point,), labels=(1,)))
+        items.append((img, prompts))
+    return items
+
+
+def run_reward_bench(
+    config: str = "sam2.1_hiera_t", image_size: int | None = None, group_size: int = 8, groups: int = 2,
+    height: int = 480, width: int = 640, device: str = "cpu", seed: int = 0, log=print,
+) -> RewardBenchResult:
+    from .segmenters.sam2_backend import SAM2Segmenter
+
+    seg = SAM2Segmenter(config=config, checkpoint=None, device=device, image_size=image_size, seed=seed)
+    items = make_group_inputs(groups, group_size, height, width, seed)
+    seg.segment(*items[0])  # warm-up: first-call allocations are not what we measure
+
+    def timed(fn):
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        masks = [fn(img, prompts) for img, prompts in items]
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0, masks
+
+    before = seg.encode_count
+    batched_s, batched = timed(seg.segment)
+    batched_encodes = seg.encode_count - before
+    before = seg.encode_count
+    naive_s, naive = timed(seg.segment_naive)
+    naive_encodes = seg.encode_count - before
+    from .metrics import mask_iou
+
+    pairs = [(a, b) for ga, gb in zip(batched, naive) for a, b in zip(ga, gb)]
+    mismatch = sum(int((a != b).sum()) for a, b in pairs)
+    total = sum(a.size for a, _ in pairs)
+    min_iou = min(mask_iou(a, b) for a, b in pairs)
+    log(f"SAM2 {seg.config} (random init), image_size {image_size or 1024}, device {device}, "
+        f"{groups} groups x G={group_size} completions, images {width}x{height}")
+    log(f"  batched: {batched_s:8.3f} s  ({batched_encodes} image encodings)")
+    log(f"  naive:   {naive_s:8.3f} s  ({naive_encodes} image encodings)")
+    log(f"  masks: {mismatch} of {total} pixels differ; lowest IoU between the paths {min_iou:.5f}")
+    return RewardBenchResult(batched_s, naive_s, groups, group_size, mismatch, total, min_iou)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m samr1lib.bench", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("reward", help="batched vs per-completion SAM2 reward, side by side")
+    r.add_argument("--config", default="sam2.1_hiera_t", help="SAM2 config name (default: hiera-tiny)")
+    r.add_argument("--image-size", type=int, default=None, help="SAM2 input resolution (default 1024)")
+    r.add_argument("--group-size", "-G", type=int, default=8, help="completions per image (SAM-R1: G = 8)")
+    r.add_argument("--groups", type=int, default=2, help="number of groups (distinct images)")
+    r.add_argument("--height", type=int, default=480)
+    r.add_argument("--width", type=int, default=640)
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.command == "reward":
+        res = run_reward_bench(args.config, args.image_size, args.group_size, args.groups,
+                               args.height, args.width, args.device, args.seed)
+        if not res.masks_agree:
+            print(f"ERROR: the batched and naive paths disagree (lowest IoU {res.min_iou:.5f})")
+        print(f"speed-up of batched over naive at G={res.group_size}: {res.speedup:.2f}x")
+        return 0 if res.masks_agree else 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
