@@ -50,13 +50,21 @@ def giou_ciou(
         raise ValueError("giou_ciou got no samples: an empty split has no score")
     if ignore_masks is not None and len(ignore_masks) != len(gt_masks):
         raise ValueError(f"{len(ignore_masks)} ignore masks for {len(gt_masks)} GT masks")
-    ious, inter_sum, union_sum = [], 0, 0
-    for i, (pred, gt) in enumerate(zip(pred_masks, gt_masks)):
-        ignore = None if ignore_masks is None else ignore_masks[i]
-        inter, union = intersection_union(pred, gt, ignore)
-        ious.append(1.0 if union == 0 else inter / union)
-        inter_sum += inter
-        union_sum += union
+    counts = [
+        intersection_union(pred, gt, None if ignore_masks is None else ignore_masks[i])
+        for i, (pred, gt) in enumerate(zip(pred_masks, gt_masks))
+    ]
+    return giou_ciou_from_counts([c[0] for c in counts], [c[1] for c in counts])
+
+
+def giou_ciou_from_counts(intersections: Sequence[int], unions: Sequence[int]) -> tuple[float, float]:
+    """(gIoU, cIoU) from per-sample pixel counts (what the evaluation's JSONL keeps)."""
+    if len(intersections) != len(unions):
+        raise ValueError(f"{len(intersections)} intersections for {len(unions)} unions")
+    if len(unions) == 0:
+        raise ValueError("giou_ciou got no samples: an empty split has no score")
+    ious = [1.0 if u == 0 else i / u for i, u in zip(intersections, unions)]
+    inter_sum, union_sum = sum(intersections), sum(unions)
     return float(np.mean(ious)), (1.0 if union_sum == 0 else inter_sum / union_sum)
 
 

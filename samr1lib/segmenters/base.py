@@ -41,7 +41,7 @@ class Segmenter(Protocol):
 def as_rgb(image: Any, name: str = "image") -> np.ndarray:
     """PIL image or HxWx3 uint8 array -> contiguous HxWx3 uint8 RGB array; anything else raises."""
     if hasattr(image, "convert") and hasattr(image, "size"):  # PIL.Image
-        image = np.asarray(image.convert("RGB"))
+        image = np.array(image.convert("RGB"))  # a writable copy
     if not isinstance(image, np.ndarray):
         raise TypeError(f"{name} must be a PIL image or an HxWx3 uint8 array, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:

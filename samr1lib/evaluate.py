@@ -1,0 +1,272 @@
+"""Evaluation: generate -> parse -> segment -> gIoU / cIoU, per split (PAPER.md §4, §9).
+
+``python -m samr1lib.evaluate --policy PATH_OR_HUB_ID --dataset reasonseg --root DATA --split val
+--out results/``. Each image is resized to 840 x 840 for the policy (SAM-R1 §4.1); its answer is
+mapped back to the original image, which the segmenter sees; IoU is taken against the GT mask at
+the original size (ReasonSeg's ignore regions excluded). Writes:
+- ``samples.jsonl``: one line per sample (query, completion, parsed answer or failure reason, IoU,
+  intersection and union pixel counts, box IoU, predicted mask as RLE);
+- ``summary.json`` and ``summary.md``: gIoU, cIoU, parse-failure rate, box accuracy at IoU 0.5,
+  with the paper's numbers beside ours where the split is one of the paper's.
+An interrupted run resumes from its JSONL without redoing samples. Under ``accelerate launch`` the
+samples are split across processes and gathered by the main process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .masks import as_mask, encode_rle, mask_to_box
+from .metrics import box_accuracy, box_iou, giou_ciou_from_counts, intersection_union
+from .schema import POLICY_FRAME, build_messages, parse_completion
+from .frames import scale_box
+from .segmenters import Segmenter, prompts_from_answer, segment_many
+
+# PAPER.md §5: SAM-R1's reported numbers (percent). Table 1 (ReasonSeg zero-shot), Table 2 (cIoU
+# on RefCOCO-family), Tables 3-4 (RefCOCOg test gIoU of the final method).
+PAPER_NUMBERS: dict[tuple[str, str], dict[str, Any]] = {
+    ("reasonseg", "val"): {"gIoU": 64.0, "cIoU": 55.8, "source": "SAM-R1 Table 1"},
+    ("reasonseg", "test"): {"gIoU": 60.2, "cIoU": 54.3, "source": "SAM-R1 Table 1"},
+    ("refcoco", "testA"): {"cIoU": 79.2, "source": "SAM-R1 Table 2"},
+    ("refcoco+", "testA"): {"cIoU": 74.7, "source": "SAM-R1 Table 2"},
+    ("refcocog", "test"): {"gIoU": 75.4, "cIoU": 73.1, "source": "SAM-R1 Table 2 (cIoU), Tables 3-4 (gIoU)"},
+}
+
+
+class Policy(Protocol):
+    """Anything that answers a batch of (image, query) pairs with completion texts."""
+
+    def generate(self, images: Sequence[Any], queries: Sequence[str]) -> list[str]: ...
+
+
+class HFPolicy:
+    """Qwen2.5-VL through transformers' ``generate`` (greedy by default), on CPU or GPU."""
+
+    def __init__(self, model, processor, max_new_tokens: int = 256, greedy: bool = True, temperature: float = 1.0):
+        self.model, self.processor = model, processor
+        self.max_new_tokens, self.greedy, self.temperature = max_new_tokens, greedy, temperature
+        processor.tokenizer.padding_side = "left"  # decoder-only batched generation pads on the left
+
+    def generate(self, images: Sequence[Any], queries: Sequence[str]) -> list[str]:
+        import torch
+
+        texts = [self.processor.apply_chat_template(build_messages(q), tokenize=False, add_generation_prompt=True)
+                 for q in queries]
+        inputs = self.processor(text=texts, images=list(images), padding=True, return_tensors="pt")
+        inputs = inputs.to(self.model.device)
+        kwargs = {"do_sample": False} if self.greedy else {"do_sample": True, "temperature": self.temperature}
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, **kwargs)
+        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
+
+
+class VLLMPolicy:
+    """vLLM generation (GPU only; ``pip install samr1lib[gpu]``). Same prompts as HFPolicy."""
+
+    def __init__(self, model_path: str, max_new_tokens: int = 256, greedy: bool = True, **llm_kwargs):
+        from transformers import AutoProcessor
+        from vllm import LLM, SamplingParams
+
+        self.processor = AutoProcessor.from_pretrained(model_path)
+        self.llm = LLM(model=model_path, limit_mm_per_prompt={"image": 1}, **llm_kwargs)
+        self.params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0 if greedy else 1.0)
+
+    def generate(self, images: Sequence[Any], queries: Sequence[str]) -> list[str]:
+        requests = [
+            {"prompt": self.processor.apply_chat_template(build_messages(q), tokenize=False, add_generation_prompt=True),
+             "multi_modal_data": {"image": img}}
+            for img, q in zip(images, queries)
+        ]
+        return [o.outputs[0].text for o in self.llm.generate(requests, self.params)]
+
+
+def _read_done(out_dir: str) -> dict[str, dict]:
+    done = {}
+    for path in sorted(glob.glob(os.path.join(out_dir, "samples*.jsonl"))):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:  # a line cut off by a crash is not valid JSON: that sample is redone
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    done[row["key"]] = row
+    return done
+
+
+def _score_batch(batch, policy: Policy, segmenter: Segmenter, size: int) -> list[dict]:
+    from .data import open_image
+
+    originals = [open_image(rec) for _, rec in batch]
+    policy_images = [im.resize((size, size)) for im in originals]  # §4.1: 840 x 840 for the policy
+    completions = policy.generate(policy_images, [rec["query"] for _, rec in batch])
+    parses, prompts = [], []
+    for (_, rec), text in zip(batch, completions):
+        res = parse_completion(text, (size, size))
+        parses.append(res)
+        ok = res.ok and res.answer.objects
+        prompts.append(prompts_from_answer(res.answer, (size, size), (rec["width"], rec["height"])) if ok else [])
+    masks = segment_many(segmenter, originals, prompts)
+    rows = []
+    for (key, rec), text, res, ms in zip(batch, completions, parses, masks):
+        gt = as_mask(rec["mask"], f"GT mask of sample {key}")
+        pred = np.logical_or.reduce(ms) if ms else np.zeros_like(gt)
+        inter, union = intersection_union(pred, gt, rec.get("ignore"))
+        gt_box = rec.get("box") or mask_to_box(gt)
+        first = res.answer.first if res.ok else None  # box accuracy scores the first object's box
+        pred_box = list(scale_box(first.box, (size, size), (rec["width"], rec["height"]))) if first else None
+        rows.append({
+            "key": key, "query": rec["query"], "image_path": rec["image_path"], "completion": text,
+            "answer": res.answer.to_json() if res.ok else None,
+            "failure": res.failure.value if res.failure else None, "failure_detail": res.detail,
+            "iou": 1.0 if union == 0 else inter / union, "intersection": inter, "union": union,
+            "pred_box": pred_box, "gt_box": list(gt_box) if gt_box else None,
+            "box_iou": box_iou(pred_box, gt_box), "pred_mask": encode_rle(pred),
+        })
+    return rows
+
+
+def summarize(rows: Sequence[dict], dataset: str, split: str) -> dict[str, Any]:
+    """gIoU / cIoU (percent), parse-failure rate and box Acc@0.5 of a split's rows."""
+    giou, ciou = giou_ciou_from_counts([r["intersection"] for r in rows], [r["union"] for r in rows])
+    return {
+        "dataset": dataset, "split": split, "n": len(rows),
+        "gIoU": 100 * giou, "cIoU": 100 * ciou,
+        "parse_failure_rate": float(np.mean([r["failure"] is not None for r in rows])),
+        "box_acc@0.5": 100 * box_accuracy([r["pred_box"] for r in rows], [r["gt_box"] for r in rows]),
+        "paper": PAPER_NUMBERS.get((dataset, split)),
+    }
+
+
+def markdown_table(summaries: Sequence[dict]) -> str:
+    """Our numbers beside the paper's, one row per split."""
+    lines = ["| dataset | split | n | gIoU | cIoU | box Acc@0.5 | parse failures | paper gIoU | paper cIoU |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        p = s.get("paper") or {}
+        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+        lines.append(f"| {s['dataset']} | {s['split']} | {s['n']} | {s['gIoU']:.1f} | {s['cIoU']:.1f} | "
+                     f"{s['box_acc@0.5']:.1f} | {100 * s['parse_failure_rate']:.1f}% | {fmt(p.get('gIoU'))} | "
+                     f"{fmt(p.get('cIoU'))} |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate(
+    records: Sequence[dict], policy: Policy, segmenter: Segmenter, out_dir: str, dataset: str, split: str,
+    batch_size: int = 8, size: int = POLICY_FRAME[0], show_progress: bool = True,
+) -> dict[str, Any] | None:
+    """Evaluate ``records`` and write samples.jsonl, summary.json and summary.md into ``out_dir``.
+
+    Resumes from what ``out_dir`` already holds. Under several processes (accelerate), each takes
+    every world_size-th sample and the main process gathers; it returns the summary, the others None.
+    """
+    from accelerate import PartialState
+
+    if not records:
+        raise ValueError(f"{dataset} {split} has no samples: an empty split has no score")
+    state = PartialState()
+    os.makedirs(out_dir, exist_ok=True)
+    keys = [f"{i:06d}" for i in range(len(records))]
+    done = _read_done(out_dir)
+    for key, row in done.items():
+        i = int(key)
+        if i >= len(records) or row["query"] != records[i]["query"]:
+            raise ValueError(f"{out_dir} holds results of another dataset or split (sample {key} differs); "
+                             "use a fresh --out")
+    todo = [(k, r) for k, r in zip(keys, records) if k not in done][state.process_index::state.num_processes]
+    part = os.path.join(out_dir, f"samples.part{state.process_index}.jsonl")
+    bar = tqdm(total=len(todo), desc=f"eval {dataset} {split} [{state.process_index}]",
+               disable=not show_progress, position=state.process_index)
+    with open(part, "a") as f:
+        for start in range(0, len(todo), batch_size):
+            for row in _score_batch(todo[start:start + batch_size], policy, segmenter, size):
+                f.write(json.dumps(row) + "\n")
+            f.flush()  # an interruption loses at most the batch in flight
+            bar.update(len(todo[start:start + batch_size]))
+    bar.close()
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    rows_by_key = _read_done(out_dir)
+    missing = [k for k in keys if k not in rows_by_key]
+    if missing:
+        raise RuntimeError(f"{len(missing)} samples have no result after evaluation (first: {missing[0]})")
+    rows = [rows_by_key[k] for k in keys]
+    with open(os.path.join(out_dir, "samples.jsonl.tmp"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    os.replace(os.path.join(out_dir, "samples.jsonl.tmp"), os.path.join(out_dir, "samples.jsonl"))
+    for path in glob.glob(os.path.join(out_dir, "samples.part*.jsonl")):
+        os.remove(path)
+    summary = summarize(rows, dataset, split)
+    with open(os.path.join(out_dir, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    with open(os.path.join(out_dir, "summary.md"), "w") as f:
+        f.write(markdown_table([summary]))
+    return summary
+
+
+def load_split(dataset: str, root: str, split: str, all_queries: bool = False) -> list[dict]:
+    from .data import load_reasonseg, load_refer
+
+    if dataset == "reasonseg":
+        return load_reasonseg(root, split, all_queries=all_queries)
+    return load_refer(root, dataset, split)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m samr1lib.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--policy", required=True, help="a local model directory or a hub id (Qwen/Qwen2.5-VL-7B-Instruct)")
+    p.add_argument("--dataset", required=True, choices=["refcoco", "refcoco+", "refcocog", "reasonseg"])
+    p.add_argument("--root", required=True, help="REFER data folder, or the ReasonSeg folder with train/ val/ test/")
+    p.add_argument("--split", required=True)
+    p.add_argument("--out", required=True, help="output folder (resumes if it holds a partial run)")
+    p.add_argument("--segmenter", default="grabcut", choices=["grabcut", "sam2"])
+    p.add_argument("--sam2-config", default="sam2.1_hiera_l")
+    p.add_argument("--sam2-checkpoint", default=None)
+    p.add_argument("--device", default=None, help="default: this process's accelerator, else cpu")
+    p.add_argument("--dtype", default="auto")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
+    p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
+    p.add_argument("--all-queries", action="store_true", help="ReasonSeg: one sample per query, not only the first")
+    args = p.parse_args(argv)
+
+    from accelerate import PartialState
+
+    from .policy import load_policy
+    from .segmenters import build_segmenter
+
+    records = load_split(args.dataset, args.root, args.split, args.all_queries)[: args.limit]
+    device = args.device or str(PartialState().device)
+    if args.segmenter == "sam2":
+        segmenter = build_segmenter("sam2", config=args.sam2_config, checkpoint=args.sam2_checkpoint, device=device)
+    else:
+        segmenter = build_segmenter("grabcut")
+    if args.vllm:
+        policy: Policy = VLLMPolicy(args.policy, args.max_new_tokens, greedy=not args.sample)
+    else:
+        model, processor = load_policy(args.policy, device=device, dtype=args.dtype)
+        policy = HFPolicy(model, processor, args.max_new_tokens, greedy=not args.sample)
+    t0 = time.time()
+    summary = evaluate(records, policy, segmenter, args.out, args.dataset, args.split, args.batch_size)
+    if summary is not None:
+        print(markdown_table([summary]), end="")
+        print(f"wrote {args.out}/samples.jsonl, summary.json, summary.md in {time.time() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

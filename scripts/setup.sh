@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create .venv (or $SAMR1_VENV) and install samr1lib with everything its tests and notebooks need.
+# Idempotent: a second run only checks. Works offline apart from the package registries.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${SAMR1_VENV:-.venv}
+PY=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+pip() { "$VENV/bin/python" -m pip "$@"; }
+if ! "$VENV/bin/python" -c "import samr1lib, sam2, trl, torchvision" 2>/dev/null; then
+  echo "[setup] installing torch, sam2 and samr1lib into $VENV (a few minutes on a fresh machine)"
+  pip install -q --disable-pip-version-check "setuptools>=68" wheel
+  # torch/torchvision: the CUDA build that also runs on CPU (local wheels on the project's machines).
+  pip install -q --disable-pip-version-check "torch==2.14.1" "torchvision==0.29.1"
+  # sam2 builds from source against the torch above; its CUDA extension is optional.
+  SAM2_BUILD_CUDA=0 pip install -q --disable-pip-version-check --no-build-isolation "sam2>=1.1"
+  pip install -q --disable-pip-version-check -e ".[dev,notebooks,metrics]"
+fi
+echo "[setup] ok: $("$VENV/bin/python" -c 'import torch, transformers, trl, sam2; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__)')"
