@@ -171,11 +171,9 @@ def evaluate(
     Resumes from what ``out_dir`` already holds. Under several processes (accelerate), each takes
     every world_size-th sample and the main process gathers; it returns the summary, the others None.
     """
-    from accelerate import PartialState
-
     if not records:
         raise ValueError(f"{dataset} {split} has no samples: an empty split has no score")
-    state = PartialState()
+    state = process_state()
     os.makedirs(out_dir, exist_ok=True)
     keys = [f"{i:06d}" for i in range(len(records))]
     done = _read_done(out_dir)
@@ -191,7 +189,7 @@ def evaluate(
     with open(part, "a") as f:
         for start in range(0, len(todo), batch_size):
             for row in _score_batch(todo[start:start + batch_size], policy, segmenter, size):
-                f.write(json.dumps(row) + "\n")
+                f.write(json.dumps({**row, "rank": state.process_index}) + "\n")
             f.flush()  # an interruption loses at most the batch in flight
             bar.update(len(todo[start:start + batch_size]))
     bar.close()
@@ -214,6 +212,15 @@ def evaluate(
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
         f.write(markdown_table([summary]))
     return summary
+
+
+def process_state():
+    """accelerate's view of this process. Without CUDA it must be asked for CPU explicitly, or
+    ``accelerate launch --multi_gpu`` / ``torchrun`` processes each believe they are alone."""
+    import torch
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
 
 
 def load_split(dataset: str, root: str, split: str, all_queries: bool = False) -> list[dict]:
@@ -244,13 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all-queries", action="store_true", help="ReasonSeg: one sample per query, not only the first")
     args = p.parse_args(argv)
 
-    from accelerate import PartialState
-
     from .policy import load_policy
     from .segmenters import build_segmenter
 
     records = load_split(args.dataset, args.root, args.split, args.all_queries)[: args.limit]
-    device = args.device or str(PartialState().device)
+    device = args.device or str(process_state().device)
     if args.segmenter == "sam2":
         segmenter = build_segmenter("sam2", config=args.sam2_config, checkpoint=args.sam2_checkpoint, device=device)
     else:

@@ -144,3 +144,22 @@ def test_hf_policy_generates_text(tiny_policy_dir):
     img = Image.fromarray(np.zeros((840, 840, 3), np.uint8))
     out = policy.generate([img, img], ["the red circle", "a much longer query about the blue square"])
     assert len(out) == 2 and all(isinstance(t, str) for t in out)
+
+
+@pytest.mark.slow
+def test_two_processes_split_and_gather(worlds, tiny_policy_dir, tmp_path):
+    """Under `accelerate launch` with two processes (gloo on CPU), each scores its share and the
+    main process gathers one complete samples.jsonl."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--main_process_port", "29617", "-m", "samr1lib.evaluate", "--policy", tiny_policy_dir,
+           "--dataset", "reasonseg", "--root", str(worlds / "reasonseg"), "--split", "test", "--out", str(out),
+           "--max-new-tokens", "8", "--batch-size", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(l) for l in open(out / "samples.jsonl")]
+    assert len(rows) == 4 and {r["rank"] for r in rows} == {0, 1}
+    assert json.load(open(out / "summary.json"))["n"] == 4
