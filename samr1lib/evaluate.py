@@ -182,7 +182,10 @@ def evaluate(
         if i >= len(records) or row["query"] != records[i]["query"]:
             raise ValueError(f"{out_dir} holds results of another dataset or split (sample {key} differs); "
                              "use a fresh --out")
-    todo = [(k, r) for k, r in zip(keys, records) if k not in done][state.process_index::state.num_processes]
+    # shard by sample index, then drop what is done: the shards do not depend on when each
+    # process read the finished rows, so no sample is skipped or scored twice
+    mine = list(zip(keys, records))[state.process_index::state.num_processes]
+    todo = [(k, r) for k, r in mine if k not in done]
     part = os.path.join(out_dir, f"samples.part{state.process_index}.jsonl")
     bar = tqdm(total=len(todo), desc=f"eval {dataset} {split} [{state.process_index}]",
                disable=not show_progress, position=state.process_index)
