@@ -177,6 +177,11 @@ class SegmentationReward:
         gts = [as_mask(m, f"column {self.mask_column!r} row {i}") for i, m in
                enumerate(_column(kwargs, self.mask_column, n))]
         ignores = _column(kwargs, self.ignore_column, n) if self.ignore_column else [None] * n
+        if "height" in kwargs and "width" in kwargs:  # the original size the GT mask must have
+            for i, (gt, h, w) in enumerate(zip(gts, kwargs["height"], kwargs["width"])):
+                if gt.shape != (int(h), int(w)):
+                    raise ValueError(f"row {i}: column {self.mask_column!r} is {gt.shape[1]}x{gt.shape[0]} but the "
+                                     f"row's original size (width, height) is {w}x{h}")
 
         parses, prompts = [], []
         for i, (c, img) in enumerate(zip(completions, images)):

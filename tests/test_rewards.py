@@ -156,6 +156,8 @@ def test_segmentation_reward_bad_columns_raise():
         reward([good()], image=[img[:, :, 0]], mask=[gt])
     with pytest.raises(ValueError, match="3 values for 1"):
         reward([good()], image=[img] * 3, mask=[gt])
+    with pytest.raises(ValueError, match="row 0: column 'mask' is 128x96 but .* is 64x48"):
+        reward([good()], image=[img], mask=[gt], height=[48], width=[64])
     with pytest.raises(ValueError, match="corrupt RLE"):
         reward([good()], image=[img], mask=[{"size": [96, 128], "counts": "%%%"}])
 
