@@ -19,4 +19,10 @@ if ! "$VENV/bin/python" -c "import samr1lib, sam2, trl, torchvision" 2>/dev/null
   SAM2_BUILD_CUDA=0 pip install -q --disable-pip-version-check --no-build-isolation "sam2>=1.1"
   pip install -q --disable-pip-version-check -e ".[dev,notebooks,metrics]"
 fi
+if ! "$VENV/bin/python" -c "import deepspeed" 2>/dev/null; then
+  # DeepSpeed for the ZeRO-3 launch (the paper run's config, also tested on CPU with 2 processes);
+  # no prebuilt ops: it JIT-compiles what it needs (ninja, a C++ compiler).
+  echo "[setup] installing deepspeed (ZeRO-3 launches)"
+  DS_BUILD_OPS=0 pip install -q --disable-pip-version-check --no-build-isolation "deepspeed>=0.16" ninja
+fi
 echo "[setup] ok: $("$VENV/bin/python" -c 'import torch, transformers, trl, sam2; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__)')"
