@@ -91,3 +91,11 @@ def box_accuracy(pred_boxes: Sequence[Any], gt_boxes: Sequence[Any], threshold: 
         raise ValueError("box_accuracy got no samples")
     hits = [box_iou(p, g) >= threshold for p, g in zip(pred_boxes, gt_boxes)]
     return float(np.mean(hits))
+
+
+def s_measure(pred: Any, gt: Any, alpha: float = 0.5) -> float:
+    """Structure measure S_alpha (Fan et al. 2017) of an HxW prediction against a GT mask; the
+    implementation lives with the Seg-R1 pieces in :mod:`samr1lib.related` (PAPER.md §7)."""
+    from .related import s_measure as _s_measure
+
+    return _s_measure(pred, gt, alpha)

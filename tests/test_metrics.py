@@ -93,3 +93,11 @@ def test_box_iou_and_accuracy():
     # Acc@0.5 counts IoU >= 0.5: exactly 0.5 is a hit, just below is a miss
     assert box_accuracy([[0, 0, 10, 5]], [[0, 0, 10, 10]]) == 1.0
     assert box_accuracy([[0, 0, 10, 4.99]], [[0, 0, 10, 10]]) == 0.0
+
+
+def test_s_measure_stable_name():
+    from samr1lib.metrics import s_measure
+
+    gt = rect(20, 20, 5, 15, 5, 15)
+    assert s_measure(gt, gt) == pytest.approx(1.0)
+    assert s_measure(np.zeros_like(gt), gt) < 0.5  # an empty prediction scores low (PAPER.md §7)
