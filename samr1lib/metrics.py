@@ -81,6 +81,15 @@ def box_iou(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
     return 0.0 if union <= 0 else inter / union
 
 
+def point_in_box(point: Sequence[float] | None, box: Sequence[float] | None) -> bool:
+    """Whether (x, y) lies in [x1, x2] x [y1, y2] (edges included); ``None`` is outside."""
+    if point is None or box is None:
+        return False
+    x, y = float(point[0]), float(point[1])
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return x1 <= x <= x2 and y1 <= y <= y2
+
+
 def box_accuracy(pred_boxes: Sequence[Any], gt_boxes: Sequence[Any], threshold: float = 0.5) -> float:
     """Share of samples whose predicted box has IoU >= ``threshold`` with the GT box (Acc@0.5, the
     usual REC accuracy, as in MDETR and VLM-R1's REC evaluation; the LISA-Grounding metric of

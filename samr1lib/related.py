@@ -27,8 +27,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from .masks import as_mask
-from .metrics import box_iou, mask_iou
-from .rewards import completion_text
+from .metrics import box_iou, mask_iou, point_in_box
+from .rewards import completion_text, tiered_iou_reward
 
 # Same constant as PySODMetrics (``np.spacing(1)``), so that values agree to rounding.
 _EPS = np.spacing(1)
@@ -152,20 +152,7 @@ def segr1_reward_value(pred: Any, gt: Any, w_iou: float = 0.7, w_s: float = 0.3)
 def star_mask_tier(iou: float, tiers: Sequence[tuple[float, float]] = STAR_TIERS) -> float:
     """StAR's mask-IoU tier (PAPER.md §8): IoU strictly above 0.9/0.8/0.7/0.5/0.3 -> 5/4/3/2/1,
     else 0. ``tiers`` are (threshold, value) pairs; the highest threshold exceeded wins."""
-    best = 0.0
-    best_t = -np.inf
-    for threshold, value in tiers:
-        if iou > threshold and threshold > best_t:
-            best, best_t = float(value), threshold
-    return best
-
-
-def _point_in_box(point: Sequence[float] | None, box: Sequence[float] | None) -> bool:
-    if point is None or box is None:
-        return False
-    x, y = float(point[0]), float(point[1])
-    x1, y1, x2, y2 = (float(v) for v in box)
-    return x1 <= x <= x2 and y1 <= y <= y2
+    return tiered_iou_reward(iou, tiers)
 
 
 def _box_l1(a: Sequence[float] | None, b: Sequence[float] | None) -> float:
@@ -193,7 +180,7 @@ def star_pair_score(
     score = star_mask_tier(mask_iou(pred_mask, gt_mask), tiers)
     score += float(box_iou(box, gt_box) > box_iou_threshold)
     score += float(_box_l1(box, gt_box) < l1_threshold)
-    score += float(_point_in_box(point, gt_box))
+    score += float(point_in_box(point, gt_box))
     return score
 
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .masks import as_mask
-from .metrics import mask_iou
+from .metrics import mask_iou, point_in_box
 from .schema import POLICY_FRAME, REQUIRED_KEYS, Failure, ParseResult, parse_completion
 from .segmenters import Segmenter, as_rgb, prompts_from_answer, segment_many
 
@@ -242,11 +242,7 @@ class InBoxPointReward(PointValueReward):
     def _ok(self, result: ParseResult) -> bool:
         if not super()._ok(result):
             return False
-        for o in result.answer.objects:
-            x1, y1, x2, y2 = o.box
-            if not all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in o.points):
-                return False
-        return True
+        return all(point_in_box(p, o.box) for o in result.answer.objects for p in o.points)
 
 
 def failure_counts(completions: Sequence[Any], frame: tuple[int, int] = POLICY_FRAME) -> dict[str, int]:
