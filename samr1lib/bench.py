@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m samr1lib.bench reward`` (more subcommands arrive with the toy world).
+"""Benchmarks: ``python -m samr1lib.bench reward`` and ``python -m samr1lib.bench learning``.
 
 ``reward`` times the SAM2 reward provider for GRPO groups of G completions that share one image,
 side by side in one run, on the same inputs:
@@ -6,6 +6,12 @@ side by side in one run, on the same inputs:
   (``SAM2Segmenter.segment``, what the reward uses);
 - naive: ``set_image`` + ``predict`` for every completion (what the peers' reward code does).
 It checks that both paths give the same masks and prints the speed-up ratio on its last line.
+
+``learning`` runs the toy world (samr1lib.toy) for one seed: warm start, GRPO with the ``toy`` preset
+(the paper's objective, GrabCut masks), greedy evaluation on the 512 held-out images; prints mean tier
+reward, gIoU, cIoU and parse-failure rate before and after GRPO, and ends with
+``change in mean tier: +X.XX``. ``--control shuffled`` runs the same with the rewards permuted across
+the completions of each batch (the signal destroyed, its distribution kept).
 """
 
 from __future__ import annotations
@@ -103,6 +109,45 @@ def run_reward_bench(
     return RewardBenchResult(batched_s, naive_s, groups, group_size, mismatch, total, min_iou)
 
 
+def learning_table(result: dict) -> str:
+    """The before/after table of one :func:`samr1lib.toy.run_variant` result (markdown)."""
+    b, a = result["before"], result["after"]
+    lines = ["| held-out (512) | warm start | after GRPO | change |", "|---|---:|---:|---:|"]
+    for key, label, fmt in (("mean_tier", "mean tier (Eq. 5, 0-4)", "{:.3f}"), ("gIoU", "gIoU", "{:.3f}"),
+                            ("cIoU", "cIoU", "{:.3f}"), ("parse_failure_rate", "parse-failure rate", "{:.3f}"),
+                            ("mean_box_iou", "mean box IoU", "{:.3f}")):
+        lines.append(f"| {label} | {fmt.format(b[key])} | {fmt.format(a[key])} | {a[key] - b[key]:+.3f} |")
+    return "\n".join(lines)
+
+
+def learning_main(args) -> int:
+    from .toy import default_root, run_variant
+
+    out = args.out or default_root(args.scale)
+    overrides = list(args.overrides) + ([f"max_steps={args.steps}"] if args.steps else [])
+    from .ablations import variant_name
+
+    name = variant_name(overrides) + ("" if args.control == "none" else f"_{args.control}")
+    t0 = time.time()
+    res = run_variant(out, seed=args.seed, name=name, overrides=overrides, control=args.control, scale=args.scale)
+    print(f"{args.scale} scale, {out}, seed {args.seed}, control {args.control}: {res['steps']} GRPO steps "
+          f"(warm start {res['seconds']['warm_start']:.0f} s, GRPO {res['seconds']['grpo']:.0f} s, "
+          f"this call {time.time() - t0:.0f} s)")
+    from pathlib import Path
+
+    from .plots import training_curves
+
+    fig = training_curves({f"seed {args.seed} ({args.control})": [res["metrics"]]},
+                          Path(res["metrics"]).parent / "curves.png",
+                          keys={"rewards/segmentation_reward/mean": "segmentation reward (tier, sampled)",
+                                "seg/mean_iou": "IoU of rollout masks", "kl": "KL to the reference"},
+                          title="toy world GRPO (training rollouts, T = 1)")
+    print(f"curves: {fig}")
+    print(learning_table(res))
+    print(f"change in mean tier: {res['change_in_mean_tier']:+.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samr1lib.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,7 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--width", type=int, default=640)
     r.add_argument("--device", default="cpu")
     r.add_argument("--seed", type=int, default=0)
+    lr = sub.add_parser("learning", help="toy world: warm start, GRPO, held-out mean tier before and after")
+    lr.add_argument("--seed", type=int, default=0)
+    lr.add_argument("--control", default="none", choices=["none", "shuffled"])
+    lr.add_argument("--scale", default="toy", choices=["toy", "smoke"],
+                    help="toy: the benchmark; smoke: the same pipeline in seconds (wiring only, not a result)")
+    lr.add_argument("--out", default=None, help="root folder (world shared by seeds; cached steps reused); default runs/toy_bench")
+    lr.add_argument("--steps", type=int, default=300,
+                    help="GRPO steps (default 300; the toy preset's 100 is what the ablations run)")
+    lr.add_argument("overrides", nargs="*", help="key=value overrides of the toy preset")
     args = parser.parse_args(argv)
+    if args.command == "learning":
+        return learning_main(args)
     if args.command == "reward":
         res = run_reward_bench(args.config, args.image_size, args.group_size, args.groups,
                                args.height, args.width, args.device, args.seed)

@@ -50,8 +50,9 @@ class TrainConfig:
     grabcut_iterations: int = 3
 
     # ------------------------------------------------------------------ data
-    # §4.1: training data from the REFER layout (RefCOCOg); "synthetic" writes a toy REFER world
-    # (samr1lib.synthetic.write_refer_world) into <output_dir>/world for the CPU presets.
+    # §4.1: training data from the REFER layout (RefCOCOg); "synthetic" writes a small REFER world
+    # (samr1lib.synthetic.write_refer_world) into <output_dir>/world for the smoke preset; "toy" writes (once) the
+    # toy world of samr1lib.toy into data_root and trains on every expression of its training world.
     data_source: str = "refer"
     # not stated: a REFER data folder (refcocog/refs(umd).p, refcocog/instances.json, images/mscoco/...).
     data_root: str = "data/refer"
@@ -65,7 +66,7 @@ class TrainConfig:
     data_seed: int = 0
     # §4.1: every image resized to 840 x 840 before the policy (840 = 30 x 28 keeps its size in Qwen's processor).
     image_size: int = 840
-    # synthetic world only (not the paper's): number of images written.
+    # synthetic/toy world only (not the paper's): number of images written (toy: of the training world).
     synthetic_images: int = 0
     # synthetic world only: image side in pixels.
     synthetic_size: int = 112
@@ -103,6 +104,18 @@ class TrainConfig:
     segmentation_format_good: float = 1.0
     # not stated: 0 otherwise, following the peers.
     segmentation_format_bad: float = 0.0
+    # which accuracy reward: "samr1" (§3.3: Eq. 5 tiers / Table 3), "segr1" (Seg-R1, PAPER.md §7: w_iou IoU +
+    # w_s S-measure) or "star" (StAR, PAPER.md §8: Hungarian-matched multi-object score on 0..8, + non-repeat).
+    seg_reward: str = "samr1"
+    # Seg-R1's released code: 0.7 IoU + 0.3 S-measure (PAPER.md §7).
+    segr1_w_iou: float = 0.7
+    # Seg-R1: see segr1_w_iou.
+    segr1_w_s: float = 0.3
+    # StAR (PAPER.md §8): reward the label field against the GT category / query phrase (1 or 0).
+    label_reward: bool = False
+    # StAR's REST (PAPER.md §8): keep the k highest- and k lowest-reward rollouts of each group, update on those;
+    # 0 = off (SAM-R1). Use with more rollouts per prompt (num_generations > 2k).
+    rest_k: int = 0
     # Appendix A.2 (failed, not in the final method): "none" | "free" (labelled points allowed, no reward) |
     # "point_value" (A.2b) | "in_box" (A.2c).
     negative_points: str = "none"
@@ -173,6 +186,9 @@ class TrainConfig:
     resume: bool = True
     # not stated: write every rollout to <output_dir>/rollouts.rank{r}.jsonl (the viewer's input).
     rollout_log: bool = True
+    # ours, a control experiment (not the paper's): "shuffled" permutes the rewards across the completions of each
+    # generation batch before the advantages, destroying the signal while keeping its distribution (issue 7).
+    control: str = "none"
 
 
 # Presets: the paper run is the dataclass's defaults; the CPU presets override what a CPU needs.
@@ -184,17 +200,34 @@ PRESETS: dict[str, dict[str, Any]] = {
         max_completion_length=16, bf16=False, gradient_checkpointing=False, use_vllm=False, num_processes=1,
         output_dir="runs/smoke", save_steps=2, report_to="none", grabcut_iterations=1,
     ),
+    # toy: the paper's objective unchanged (G 8, eps 0.2 / 0.3, Eq. 4, beta 0.04); only sizes, the policy (a
+    # warm-started tiny one, samr1lib.toy.warm_start: pass policy=DIR) and the learning rate differ. lr 1e-3: a
+    # 0.3M model from a short SFT, not a 7B instruct one; chosen on seed 0 of the toy world from 1e-4 / 5e-4 / 1e-3
+    # (held-out change in mean tier after 200 steps +0.32 at 5e-4, +0.45 at 1e-3) and then fixed. 100 steps is what
+    # the ablations run (3 seeds x 10 variants must fit a CPU session); the learning benchmark runs 300.
+    # Untuned across variants: every ablation uses these values.
     "toy": dict(
-        policy=TINY_POLICY, segmenter="grabcut", data_source="synthetic", synthetic_images=200, synthetic_size=112,
-        image_size=112, position_gradient=0.5, n_train=200, num_generations=8, per_device_train_batch_size=8,
-        max_steps=200, max_completion_length=48, learning_rate=1e-4, bf16=False, gradient_checkpointing=False,
-        use_vllm=False, num_processes=1, output_dir="runs/toy", save_steps=50, report_to="none",
+        policy=TINY_POLICY, segmenter="grabcut", data_source="toy", data_root="runs/toy_world", dataset="refcoco",
+        split="all", synthetic_images=1000, synthetic_size=112, image_size=112, position_gradient=0.5, n_train=2000,
+        num_generations=8, per_device_train_batch_size=16, max_steps=100, max_completion_length=64,
+        learning_rate=1e-3, bf16=False, gradient_checkpointing=False, use_vllm=False, num_processes=1,
+        output_dir="runs/toy", save_steps=50, report_to="none",
     ),
 }
 
+# Related systems as configurations of the same pipeline (issue 8), at toy scale (CPU):
+# Seg-R1 (PAPER.md §7): labelled fg/bg points, 0.7 IoU + 0.3 S-measure, an FCoT SFT cold start (samr1lib.toy);
+# StAR (PAPER.md §8): Hungarian-matched multi-object reward + non-repeat + label prediction, REST on 16 rollouts
+# (k = 4 highest + 4 lowest); StAR's LoRA (r = alpha = 64) is lora=true.
+PRESETS["segr1_toy"] = dict(PRESETS["toy"], seg_reward="segr1", negative_points="free", output_dir="runs/segr1_toy")
+PRESETS["star_toy"] = dict(PRESETS["toy"], seg_reward="star", label_reward=True, num_generations=16,
+                           per_device_train_batch_size=16, rest_k=4, output_dir="runs/star_toy")
+
 CHOICES: dict[str, tuple[Any, ...]] = {
     "segmenter": ("sam2", "grabcut"),
-    "data_source": ("refer", "synthetic"),
+    "data_source": ("refer", "synthetic", "toy"),
+    "control": ("none", "shuffled"),
+    "seg_reward": ("samr1", "segr1", "star"),
     "dataset": ("refcoco", "refcoco+", "refcocog"),
     "normalization": ("group", "sequence"),
     "scale_rewards": ("group", "batch", "none"),

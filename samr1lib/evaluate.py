@@ -105,23 +105,41 @@ def _read_done(out_dir: str) -> dict[str, dict]:
     return done
 
 
-def _score_batch(batch, policy: Policy, segmenter: Segmenter, size: int) -> list[dict]:
-    from .data import open_image
-
-    originals = [open_image(rec) for _, rec in batch]
-    policy_images = [im.resize((size, size)) for im in originals]  # §4.1: 840 x 840 for the policy
-    completions = policy.generate(policy_images, [rec["query"] for _, rec in batch])
+def _answer_masks(batch, originals, completions, segmenter, size):
     parses, prompts = [], []
     for (_, rec), text in zip(batch, completions):
         res = parse_completion(text, (size, size))
         parses.append(res)
         ok = res.ok and res.answer.objects
         prompts.append(prompts_from_answer(res.answer, (size, size), (rec["width"], rec["height"])) if ok else [])
-    masks = segment_many(segmenter, originals, prompts)
+    return parses, segment_many(segmenter, originals, prompts)
+
+
+def _score_batch(batch, policy: Policy, segmenter: Segmenter, size: int, vote: int = 0,
+                 vote_kwargs: dict | None = None) -> list[dict]:
+    from .data import open_image
+
+    originals = [open_image(rec) for _, rec in batch]
+    policy_images = [im.resize((size, size)) for im in originals]  # §4.1: 840 x 840 for the policy
+    queries = [rec["query"] for _, rec in batch]
+    completions = policy.generate(policy_images, queries)
+    parses, masks = _answer_masks(batch, originals, completions, segmenter, size)
+    voted = None
+    if vote:  # StAR's mask-level majority voting (PAPER.md §8): N sampled answers per sample
+        from .related import majority_vote
+
+        samples = [[ms] for ms in masks]
+        for _ in range(vote - 1):
+            more = policy.generate(policy_images, queries)
+            for j, ms in enumerate(_answer_masks(batch, originals, more, segmenter, size)[1]):
+                samples[j].append(ms)
+        voted = [majority_vote(s, **(vote_kwargs or {})) for s in samples]
     rows = []
-    for (key, rec), text, res, ms in zip(batch, completions, parses, masks):
+    for j, ((key, rec), text, res, ms) in enumerate(zip(batch, completions, parses, masks)):
         gt = as_mask(rec["mask"], f"GT mask of sample {key}")
         pred = np.logical_or.reduce(ms) if ms else np.zeros_like(gt)
+        if voted is not None:
+            pred = voted[j] if voted[j] is not None else np.zeros_like(gt)
         inter, union = intersection_union(pred, gt, rec.get("ignore"))
         gt_box = rec.get("box") or mask_to_box(gt)
         first = res.answer.first if res.ok else None  # box accuracy scores the first object's box
@@ -164,9 +182,14 @@ def markdown_table(summaries: Sequence[dict]) -> str:
 
 def evaluate(
     records: Sequence[dict], policy: Policy, segmenter: Segmenter, out_dir: str, dataset: str, split: str,
-    batch_size: int = 8, size: int = POLICY_FRAME[0], show_progress: bool = True,
+    batch_size: int = 8, size: int = POLICY_FRAME[0], show_progress: bool = True, sod: bool = False,
+    vote: int = 0, vote_kwargs: dict | None = None,
 ) -> dict[str, Any] | None:
     """Evaluate ``records`` and write samples.jsonl, summary.json and summary.md into ``out_dir``.
+
+    ``sod``: add salient-object metrics (S_alpha, F_beta, E_phi, MAE via PySODMetrics; Seg-R1) to the summary.
+    ``vote=N``: StAR's mask-level majority voting over N answers per sample (give a sampling policy);
+    ``vote_kwargs``: :func:`samr1lib.related.majority_vote`'s thresholds.
 
     Resumes from what ``out_dir`` already holds. Under several processes (accelerate), each takes
     every world_size-th sample and the main process gathers; it returns the summary, the others None.
@@ -191,7 +214,7 @@ def evaluate(
                disable=not show_progress, position=state.process_index)
     with open(part, "a") as f:
         for start in range(0, len(todo), batch_size):
-            for row in _score_batch(todo[start:start + batch_size], policy, segmenter, size):
+            for row in _score_batch(todo[start:start + batch_size], policy, segmenter, size, vote, vote_kwargs):
                 f.write(json.dumps({**row, "rank": state.process_index}) + "\n")
             f.flush()  # an interruption loses at most the batch in flight
             bar.update(len(todo[start:start + batch_size]))
@@ -210,6 +233,14 @@ def evaluate(
     for path in glob.glob(os.path.join(out_dir, "samples.part*.jsonl")):
         os.remove(path)
     summary = summarize(rows, dataset, split)
+    if vote:
+        summary["vote"] = {"samples": vote, **(vote_kwargs or {})}
+    if sod:
+        from .masks import decode_rle
+        from .related import sod_metrics
+
+        summary["sod"] = sod_metrics([decode_rle(r["pred_mask"]) for r in rows],
+                                     [as_mask(rec["mask"], f"GT mask {i}") for i, rec in enumerate(records)])
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2)
     with open(os.path.join(out_dir, "summary.md"), "w") as f:
@@ -234,6 +265,28 @@ def load_split(dataset: str, root: str, split: str, all_queries: bool = False) -
     return load_refer(root, dataset, split)
 
 
+# The paper's evaluation suite (Tables 1-2): (dataset, split)
+SUITE: tuple[tuple[str, str], ...] = (
+    ("refcoco", "testA"), ("refcoco+", "testA"), ("refcocog", "test"), ("reasonseg", "val"), ("reasonseg", "test"),
+)
+
+
+def evaluate_suite(policy: Policy, segmenter: Segmenter, refer_root: str, reasonseg_root: str, out_dir: str,
+                   size: int = POLICY_FRAME[0], limit: int | None = None, batch_size: int = 8,
+                   suite: Sequence[tuple[str, str]] = SUITE, show_progress: bool = True) -> list[dict[str, Any]]:
+    """Evaluate every (dataset, split) of ``suite`` into ``out_dir/<dataset>_<split>/``; returns the summaries
+    (each with the paper's numbers beside ours). ``limit`` keeps the first N samples of each split."""
+    summaries = []
+    for dataset, split in suite:
+        root = reasonseg_root if dataset == "reasonseg" else refer_root
+        records = load_split(dataset, root, split)[:limit]
+        s = evaluate(records, policy, segmenter, os.path.join(out_dir, f"{dataset.replace('+', 'plus')}_{split}"),
+                     dataset, split, batch_size=batch_size, size=size, show_progress=show_progress)
+        if s is not None:
+            summaries.append(s)
+    return summaries
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m samr1lib.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--policy", required=True, help="a local model directory or a hub id (Qwen/Qwen2.5-VL-7B-Instruct)")
@@ -251,6 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")
     p.add_argument("--vllm", action="store_true", help="generate with vLLM (GPU)")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples only")
+    p.add_argument("--sod-metrics", action="store_true", help="add S_alpha, F_beta, E_phi, MAE (PySODMetrics)")
+    p.add_argument("--vote", type=int, default=0, help="StAR majority voting over N sampled answers (implies --sample)")
+    p.add_argument("--vote-iou", type=float, default=0.85, help="voting: mask IoU to join a cluster")
+    p.add_argument("--vote-ratio", type=float, default=0.2, help="voting: minimum share of votes of a cluster")
+    p.add_argument("--no-object-ratio", type=float, default=0.5, help="voting: share of no-object votes that wins")
     p.add_argument("--all-queries", action="store_true", help="ReasonSeg: one sample per query, not only the first")
     args = p.parse_args(argv)
 
@@ -267,9 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         policy: Policy = VLLMPolicy(args.policy, args.max_new_tokens, greedy=not args.sample)
     else:
         model, processor = load_policy(args.policy, device=device, dtype=args.dtype)
-        policy = HFPolicy(model, processor, args.max_new_tokens, greedy=not args.sample)
+        policy = HFPolicy(model, processor, args.max_new_tokens, greedy=not (args.sample or args.vote))
     t0 = time.time()
-    summary = evaluate(records, policy, segmenter, args.out, args.dataset, args.split, args.batch_size)
+    vote_kwargs = dict(iou_threshold=args.vote_iou, min_vote_ratio=args.vote_ratio, no_object_ratio=args.no_object_ratio)
+    summary = evaluate(records, policy, segmenter, args.out, args.dataset, args.split, args.batch_size,
+                       sod=args.sod_metrics, vote=args.vote, vote_kwargs=vote_kwargs if args.vote else None)
     if summary is not None:
         print(markdown_table([summary]), end="")
         print(f"wrote {args.out}/samples.jsonl, summary.json, summary.md in {time.time() - t0:.1f} s")

@@ -332,3 +332,99 @@ def majority_vote(
         best = members[int(np.argmax(mean_iou))]
         out = best.copy() if out is None else (out | best)
     return out
+
+
+class StarReward:
+    """StAR's accuracy reward as a TRL reward function (PAPER.md §8): every predicted object segmented on its
+    own, then :func:`star_match_reward` (Hungarian matching, divided by max(#pred, #GT)) against the GT objects.
+
+    GT objects: the ``gt_masks`` column (a list of masks / RLEs per row, ``[]`` = no target) when the dataset has
+    it, else the single ``mask`` column (an empty mask = no target) with the ``box`` column (or the mask's box).
+    Predicted boxes and points are mapped from the policy's frame (the ``image`` column's size unless
+    ``policy_frame``) to the GT's original frame before the box terms. A failed parse scores 0. Scale 0..8.
+    """
+
+    __name__ = "star_reward"
+
+    def __init__(self, segmenter, tiers: Sequence[tuple[float, float]] = STAR_TIERS, policy_frame=None,
+                 image_column: str = "image", mask_column: str = "mask", box_column: str = "box"):
+        self.segmenter, self.tiers, self.policy_frame = segmenter, tiers, policy_frame
+        self.image_column, self.mask_column, self.box_column = image_column, mask_column, box_column
+
+    def _gt(self, kwargs: dict, i: int) -> tuple[list, list]:
+        from .masks import mask_to_box
+
+        if "gt_masks" in kwargs and kwargs["gt_masks"][i] is not None:
+            masks = [as_mask(m, f"gt_masks row {i}") for m in kwargs["gt_masks"][i]]
+            return [list(mask_to_box(m)) if m.any() else None for m in masks], masks
+        m = as_mask(kwargs[self.mask_column][i], f"column {self.mask_column!r} row {i}")
+        if not m.any():
+            return [], []
+        box = kwargs.get(self.box_column, [None] * (i + 1))[i]
+        return [list(box) if box is not None else list(mask_to_box(m))], [m]
+
+    def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        import cv2
+
+        from .frames import scale_object
+        from .schema import parse_completion
+        from .segmenters import as_rgb, prompts_from_answer, segment_many
+
+        n = len(completions)
+        if self.image_column not in kwargs or self.mask_column not in kwargs:
+            raise KeyError(f"StarReward needs the {self.image_column!r} and {self.mask_column!r} dataset columns")
+        images = [as_rgb(im, f"column {self.image_column!r} row {i}") for i, im in enumerate(kwargs[self.image_column])]
+        parses, prompts = [], []
+        for c, img in zip(completions, images):
+            frame = self.policy_frame or (img.shape[1], img.shape[0])
+            res = parse_completion(completion_text(c), frame)
+            parses.append(res)
+            prompts.append(prompts_from_answer(res.answer, frame, (img.shape[1], img.shape[0])) if res.ok else [])
+        masks = segment_many(self.segmenter, images, prompts)
+        out = []
+        for i in range(n):
+            res = parses[i]
+            if not res.ok:
+                out.append(0.0)
+                continue
+            gt_boxes, gt_masks = self._gt(kwargs, i)
+            h, w = (gt_masks[0].shape if gt_masks else as_mask(kwargs[self.mask_column][i], "mask").shape)
+            frame = self.policy_frame or (images[i].shape[1], images[i].shape[0])
+            objs = [scale_object(o, frame, (w, h)) for o in res.answer.objects]
+            pms = [m if m.shape == (h, w) else cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+                   for m in masks[i]]
+            out.append(star_match_reward(objs, pms, gt_boxes, gt_masks, self.tiers))
+        return out
+
+
+class NonRepeatReward:
+    """:func:`non_repeat_reward` as a TRL reward function (StAR, PAPER.md §8)."""
+
+    __name__ = "non_repeat_reward"
+
+    def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        return [non_repeat_reward(c) for c in completions]
+
+
+def sod_metrics(preds: Sequence[Any], gts: Sequence[Any]) -> dict[str, float]:
+    """Salient-object metrics over a dataset (Seg-R1's evaluation, PAPER.md §7) via PySODMetrics:
+    S_alpha, F_beta (beta^2 = 0.3) adaptive / mean / max, E_phi mean, MAE. ``preds`` are masks (bool) or maps
+    in [0, 1]; ``gts`` masks. Each pair must have the same shape."""
+    import py_sod_metrics as sod
+
+    if len(preds) != len(gts) or not preds:
+        raise ValueError(f"need as many predictions as GT masks (>0), got {len(preds)} and {len(gts)}")
+    sm, fm, em, mae = sod.Smeasure(), sod.Fmeasure(), sod.Emeasure(), sod.MAE()
+    for i, (p, g) in enumerate(zip(preds, gts)):
+        pm = _pred_map(p)
+        gm = as_mask(g, f"GT mask {i}")
+        if pm.shape != gm.shape:
+            raise ValueError(f"pair {i}: prediction {pm.shape} and GT {gm.shape} differ in shape")
+        pu8 = np.round(pm * 255).astype(np.uint8)
+        gu8 = gm.astype(np.uint8) * 255
+        for m in (sm, fm, em, mae):
+            m.step(pred=pu8, gt=gu8)
+    f, e = fm.get_results()["fm"], em.get_results()["em"]
+    return {"S_alpha": float(sm.get_results()["sm"]), "F_beta_adaptive": float(f["adp"]),
+            "F_beta_mean": float(np.mean(f["curve"])), "F_beta_max": float(np.max(f["curve"])),
+            "E_phi_mean": float(np.mean(e["curve"])), "MAE": float(mae.get_results()["mae"])}

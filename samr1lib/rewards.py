@@ -140,7 +140,8 @@ def _column(kwargs: dict[str, Any], name: str, n: int) -> list[Any]:
 
 
 class SegmentationReward:
-    """§3.3 segmentation-accuracy reward: segment each parsed answer, score IoU with the GT by tiers.
+    """§3.3 segmentation-accuracy reward: segment each parsed answer, score IoU with the GT by tiers
+    (``score="tier"``), or Seg-R1's ``w_iou * IoU + w_s * S-measure`` (``score="segr1"``, PAPER.md §7).
 
     Per completion: parse (a failure scores 0) -> map box and points from the policy's frame to the
     ``image`` column's frame -> segment (one encoding per distinct image in the call) -> OR the
@@ -163,7 +164,13 @@ class SegmentationReward:
         ignore_column: str | None = None,
         required: Sequence[str] = REQUIRED_KEYS,
         name: str = "segmentation_reward",
+        score: str = "tier",
+        segr1_weights: tuple[float, float] = (0.7, 0.3),
     ):
+        if score not in ("tier", "segr1"):
+            raise ValueError(f"score must be 'tier' (SAM-R1 Eq. 5 / Table 3) or 'segr1' (w_iou IoU + w_s S-measure), "
+                             f"got {score!r}")
+        self.score, self.segr1_weights = score, (float(segr1_weights[0]), float(segr1_weights[1]))
         self.segmenter, self.tiers, self.policy_frame = segmenter, tiers, policy_frame
         self.image_column, self.mask_column, self.ignore_column = image_column, mask_column, ignore_column
         self.required = tuple(required)
@@ -202,7 +209,12 @@ class SegmentationReward:
             if pred.shape != gt.shape:
                 pred = cv2.resize(pred.astype(np.uint8), (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
             iou = mask_iou(pred, gt, ignore)
-            rewards.append(tiered_iou_reward(iou, self.tiers))
+            if self.score == "segr1":  # Seg-R1 (PAPER.md §7): 0.7 IoU + 0.3 S-measure, on [0, 1]
+                from .related import segr1_reward_value
+
+                rewards.append(segr1_reward_value(pred, gt, *self.segr1_weights))
+            else:
+                rewards.append(tiered_iou_reward(iou, self.tiers))
             self.last.append((res, iou, pred))
 
         if n:
@@ -253,3 +265,33 @@ def failure_counts(completions: Sequence[Any], frame: tuple[int, int] = POLICY_F
         r = parse_completion(completion_text(c), frame)
         counts[r.failure.value if r.failure else "ok"] += 1
     return dict(counts)
+
+
+class LabelReward:
+    """StAR's label prediction (PAPER.md §8): 1.0 when the answer's ``label`` names the GT category (the
+    ``category`` column) or is contained in the query phrase (case-insensitive), else 0.0; a failed parse or a
+    row without a category and query scores 0. With several objects, the share of objects labelled right."""
+
+    __name__ = "label_reward"
+
+    def __init__(self, frame: tuple[int, int] = POLICY_FRAME, category_column: str = "category",
+                 query_column: str = "query"):
+        self.frame, self.category_column, self.query_column = frame, category_column, query_column
+
+    def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float]:
+        n = len(completions)
+        cats = kwargs.get(self.category_column) or [None] * n
+        queries = kwargs.get(self.query_column) or [None] * n
+        out = []
+        for c, cat, q in zip(completions, cats, queries):
+            res = parse_completion(completion_text(c), self.frame)
+            if not res.ok or not res.answer.objects:
+                out.append(0.0)
+                continue
+            names = [str(x).strip().lower() for x in (cat,) if x]
+            phrase = str(q or "").lower()
+            hits = [bool(o.label) and (o.label.strip().lower() in names or
+                                       (len(o.label.strip()) > 1 and o.label.strip().lower() in phrase))
+                    for o in res.answer.objects]
+            out.append(float(np.mean(hits)))
+        return out

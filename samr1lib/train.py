@@ -41,12 +41,14 @@ from .config import TINY_POLICY, TrainConfig, check_generation_batch, load_confi
 
 __all__ = [
     "RolloutLoggingTrainer",
+    "shuffle_rewards",
     "build_grpo_config",
     "build_dataset",
     "build_rewards",
     "check_columns",
     "accelerate_config_path",
     "paper_launch_command",
+    "local_launch_command",
     "train",
     "main",
 ]
@@ -70,6 +72,20 @@ def paper_launch_command(config: str = "zero3", extra: Sequence[str] = ()) -> li
         "accelerate", "launch", "--config_file", str(accelerate_config_path(config)), "--num_processes", "8",
         "-m", "samr1lib.train", "--preset", "paper", *extra,
     ]
+
+
+def local_launch_command(num_processes: int = 2, preset: str = "smoke", overrides: Sequence[str] = (),
+                         port: int | None = None) -> list[str]:
+    """``accelerate launch`` of this module on this machine with ``num_processes`` processes (on a CPU-only machine
+    ``--multi_gpu`` is what starts several gloo processes; NOTES.md), as argv."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch"]
+    if num_processes > 1:
+        cmd += ["--multi_gpu", "--num_processes", str(num_processes)]
+        cmd += ["--main_process_port", str(port)] if port else []
+    else:
+        cmd += ["--num_processes", "1"]
+    return [*cmd, "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "-m", "samr1lib.train", "--preset", preset, *overrides]
 
 
 def _world_size() -> int:
@@ -142,6 +158,7 @@ def check_columns(columns: Sequence[str], ignore_column: str | None = "ignore") 
 def _dataset_key(cfg: TrainConfig) -> str:
     keys = ("data_source", "data_root", "dataset", "split", "n_train", "data_seed", "image_size", "synthetic_images",
             "synthetic_size", "position_gradient", "negative_points", "seed")
+    keys = keys[:-1] if cfg.data_source == "toy" else keys  # the toy world does not depend on the run's seed
     return hashlib.sha1(json.dumps([getattr(cfg, k) for k in keys]).encode()).hexdigest()[:12]
 
 
@@ -157,6 +174,17 @@ def build_dataset(cfg: TrainConfig):
     out = Path(cfg.output_dir) / "data" / f"policy_{_dataset_key(cfg)}"
     if (out / "dataset_info.json").exists():
         return load_from_disk(str(out))
+    if cfg.data_source == "toy":
+        from .toy import train_records, write_toy_world
+
+        write_toy_world(cfg.data_root, n_train_images=cfg.synthetic_images, n_heldout=None, size=cfg.synthetic_size,
+                        position_gradient=cfg.position_gradient, seed=cfg.data_seed)
+        records = train_records(cfg.data_root)
+        if cfg.n_train > len(records):
+            raise ValueError(f"n_train={cfg.n_train} but the toy world {cfg.data_root} has only {len(records)} expressions")
+        records = sample_refer(records, n=cfg.n_train, seed=cfg.data_seed)
+        return build_policy_dataset(records, str(out), size=(cfg.image_size, cfg.image_size),
+                                    negative_points=cfg.negative_points != "none")
     if cfg.data_source == "synthetic":
         from .synthetic import write_refer_world
 
@@ -192,17 +220,43 @@ def build_rewards(cfg: TrainConfig, segmenter) -> tuple[list[Any], Any]:
     )
 
     seg = SegmentationReward(segmenter, tiers=tiers_from_name(cfg.tiers), policy_frame=None, image_column="image",
-                             mask_column="mask", ignore_column="ignore")
+                             mask_column="mask", ignore_column="ignore",
+                             score="segr1" if cfg.seg_reward == "segr1" else "tier",
+                             segr1_weights=(cfg.segr1_w_iou, cfg.segr1_w_s))
     funcs: list[Any] = [
         ReasoningFormatReward(cfg.reasoning_format_good, cfg.reasoning_format_bad),
         SegmentationFormatReward(cfg.segmentation_format_good, cfg.segmentation_format_bad),
         seg,
     ]
+    if cfg.seg_reward == "star":  # StAR: the matched multi-object score replaces the single-mask tier
+        from .related import NonRepeatReward, StarReward
+
+        seg = SegmentationReward(segmenter, tiers=tiers_from_name(cfg.tiers), image_column="image", mask_column="mask",
+                                 ignore_column="ignore", name="seg_iou_monitor")
+        funcs[2] = StarReward(segmenter)
+        funcs.append(NonRepeatReward())
+        funcs.append(_Monitor(seg))  # keeps the rollout log's IoU and mask, rewards nothing
+    if cfg.label_reward:
+        from .rewards import LabelReward
+
+        funcs.append(LabelReward(frame=(cfg.image_size, cfg.image_size)))
     if cfg.negative_points == "point_value":
         funcs.append(PointValueReward(cfg.negative_points_value))
     elif cfg.negative_points == "in_box":
         funcs.append(InBoxPointReward(cfg.negative_points_value))
     return funcs, seg
+
+
+class _Monitor:
+    """Wraps a SegmentationReward to log IoU / masks without rewarding (weight 0 in effect: returns 0.0)."""
+
+    def __init__(self, seg):
+        self.seg = seg
+        self.__name__ = "seg_iou_monitor"
+
+    def __call__(self, completions, **kwargs):
+        self.seg(completions, **kwargs)
+        return [0.0] * len(completions)
 
 
 def _check_policy_path(policy: str) -> None:
@@ -254,17 +308,24 @@ def _trainer_class():
         ``_generate_and_score_completions`` then has the local advantages and writes one row per completion.
         """
 
-        def __init__(self, *args, rollout_log_path: str | None = None, segmentation_reward=None, **kwargs):
+        def __init__(self, *args, rollout_log_path: str | None = None, segmentation_reward=None,
+                     control: str = "none", **kwargs):
             super().__init__(*args, **kwargs)
+            if control not in ("none", "shuffled"):
+                raise ValueError(f"control must be 'none' or 'shuffled', got {control!r}")
             self.rollout_log_path = rollout_log_path
             self.segmentation_reward = segmentation_reward
+            self.reward_control = control
             self._pending_rollout = None
             self.add_callback(MetricsFileCallback())
 
         def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            self._pending_rollout = (inputs, completions, rewards_per_func)
-            return rewards_per_func
+            earned = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            used = earned
+            if self.reward_control == "shuffled" and self.model.training:
+                used = shuffle_rewards(earned, seed=self.args.seed, step=self.state.global_step)
+            self._pending_rollout = (inputs, completions, earned, used)
+            return used
 
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)
@@ -274,10 +335,12 @@ def _trainer_class():
             return output
 
         def _write_rollouts(self, output):
-            rows_in, completions, rewards_per_func = self._pending_rollout
+            rows_in, completions, earned, used = self._pending_rollout
             n = len(completions)
             start = self.accelerator.process_index * n
-            local_rewards = rewards_per_func[start:start + n].float().cpu().tolist()
+            local_rewards = earned[start:start + n].float().cpu().tolist()
+            weights = self.reward_weights.cpu()
+            trained = (used[start:start + n].float().cpu() * weights).nansum(1).tolist()
             advantages = output["advantages"].float().cpu().tolist()
             lengths = output["completion_mask"].sum(1).cpu().tolist()
             seg_last = self.segmentation_reward.last if self.segmentation_reward is not None else []
@@ -292,10 +355,16 @@ def _trainer_class():
                         "image_id": row.get("image_id"),
                         "sample_id": row.get("sample_id"),
                         "query": row.get("query"),
+                        "image_path": row.get("image_path"),  # the original image (the viewer draws on it)
+                        "height": row.get("height"),
+                        "width": row.get("width"),
+                        "policy_frame": row.get("policy_frame"),  # the answer's coordinate frame [W, H]
+                        "gt_mask_rle": row.get("mask"),  # GT at the original size
                         "completion": completion_text(completions[j]),
                         "completion_tokens": int(lengths[j]),
                         "rewards": {name: local_rewards[j][i] for i, name in enumerate(self.reward_func_names)},
-                        "reward": float(sum(w * r for w, r in zip(self.reward_weights.tolist(), local_rewards[j]))),
+                        "reward": float(sum(w * r for w, r in zip(weights.tolist(), local_rewards[j]))),
+                        "trained_reward": float(trained[j]),  # differs from reward only under control="shuffled"
                         "advantage": float(advantages[j]),
                     }
                     if j < len(seg_last):
@@ -308,6 +377,17 @@ def _trainer_class():
                     f.write(json.dumps(rec, default=_json_default) + "\n")
 
     return RolloutLoggingTrainer
+
+
+def shuffle_rewards(rewards_per_func, seed: int, step: int):
+    """The shuffled control: the rows of ``rewards_per_func`` (one per completion of the gathered generation
+    batch) permuted, so every completion is trained on another completion's rewards. The permutation depends
+    only on (seed, step): every process draws the same one, as each holds the whole gathered batch."""
+    import torch
+
+    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
+    perm = torch.randperm(rewards_per_func.shape[0], generator=g).to(rewards_per_func.device)
+    return rewards_per_func[perm]
 
 
 def _json_default(x):
@@ -407,8 +487,10 @@ def train(cfg: TrainConfig, resume: bool | None = None) -> dict[str, Any]:
         train_dataset=dataset,
         peft_config=_lora_config(cfg),
         normalization=cfg.normalization,
+        rest_k=cfg.rest_k,
         rollout_log_path=str(rollout_path) if cfg.rollout_log else None,
         segmentation_reward=seg_reward,
+        control=cfg.control,
     )
     if trainer.accelerator.is_main_process:
         (out / "train_config.json").write_text(json.dumps(
@@ -416,6 +498,13 @@ def train(cfg: TrainConfig, resume: bool | None = None) -> dict[str, Any]:
              "resumed_from": resume_from, "torch": torch.__version__}, indent=2))
     trainer.train(resume_from_checkpoint=resume_from)
     trainer.save_state()
+    # the trained policy, loadable by path like the one it started from (LoRA: the adapter merged into the weights)
+    if cfg.lora and trainer.accelerator.num_processes == 1:
+        trainer.model.merge_and_unload().save_pretrained(str(out / "final"))
+    else:
+        trainer.save_model(str(out / "final"))
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(str(out / "final"))
     summary = {
         "global_step": int(trainer.state.global_step),
         "resumed_from": resume_from,

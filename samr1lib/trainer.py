@@ -96,11 +96,17 @@ class SAMR1GRPOTrainer(GRPOTrainer):
     ``loss_type`` must be a clipped-surrogate type; its aggregation is replaced (see module doc).
     """
 
-    def __init__(self, *args, normalization: str = "group", **kwargs):
+    def __init__(self, *args, normalization: str = "group", rest_k: int = 0, **kwargs):
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        if rest_k < 0:
+            raise ValueError(f"rest_k must be >= 0 (0 = off), got {rest_k}")
         self.normalization = normalization
+        self.rest_k = int(rest_k)
         super().__init__(*args, **kwargs)
+        if self.rest_k and 2 * self.rest_k >= self.num_generations:
+            raise ValueError(f"REST keeps 2 x rest_k = {2 * self.rest_k} of G = {self.num_generations} rollouts: "
+                             "use more rollouts per prompt (num_generations) or a smaller rest_k")
         a = self.args
         unsupported = {
             f"loss_type={self.loss_type!r} (use one of {_CLIPPED_SURROGATE_LOSSES})": self.loss_type
@@ -126,6 +132,8 @@ class SAMR1GRPOTrainer(GRPOTrainer):
         output = super()._generate_and_score_completions(inputs)
         mode = "train" if self.model.training else "eval"
         group_size = self.num_generations if mode == "train" else self.num_generations_eval
+        if mode == "train" and self.rest_k:
+            self._apply_rest(output, group_size)
         mask = output["completion_mask"]
         if "tool_mask" in output:
             mask = mask * output["tool_mask"]
@@ -138,6 +146,25 @@ class SAMR1GRPOTrainer(GRPOTrainer):
         output["group_token_count"] = per_group.repeat_interleave(group_size)[start : start + local.numel()]
         output["num_groups"] = torch.tensor(float(per_group.numel()), device=local.device)
         return output
+
+    def _apply_rest(self, output, group_size: int) -> None:
+        """StAR's REST (PAPER.md §8): per group keep the rest_k highest- and rest_k lowest-reward rollouts and
+        update on those only (the others get a zero completion mask and advantage). Within a group the
+        advantage is an increasing function of the reward, so ranking advantages ranks rewards."""
+        from .related import rest_select
+
+        adv = output["advantages"]
+        n = adv.shape[0]
+        if n % group_size:
+            raise ValueError(f"REST needs whole groups on each process: {n} local rollouts are not a multiple of "
+                             f"G = {group_size} (make per_device_train_batch_size x steps_per_generation one)")
+        keep = torch.zeros(n, dtype=torch.bool, device=adv.device)
+        for g in range(n // group_size):
+            for j in rest_select(adv[g * group_size:(g + 1) * group_size].float().tolist(), self.rest_k):
+                keep[g * group_size + j] = True
+        output["completion_mask"] = output["completion_mask"] * keep[:, None].to(output["completion_mask"].dtype)
+        output["advantages"] = torch.where(keep, adv, torch.zeros_like(adv))
+        self.rest_kept = keep.clone()
 
     def _compute_loss(self, model, inputs):
         mode = "train" if self.model.training else "eval"

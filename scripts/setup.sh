@@ -25,4 +25,20 @@ if ! "$VENV/bin/python" -c "import deepspeed" 2>/dev/null; then
   echo "[setup] installing deepspeed (ZeRO-3 launches)"
   DS_BUILD_OPS=0 pip install -q --disable-pip-version-check --no-build-isolation "deepspeed>=0.16" ninja
 fi
+if ! "$VENV/bin/python" -c "import voila, playwright" 2>/dev/null; then
+  echo "[setup] installing voila and playwright (the rollout viewer's browser test)"
+  pip install -q --disable-pip-version-check -e ".[browser]"
+fi
+# The browser itself: Debian's chromium (Playwright cannot download its own here). Needs root or sudo; without
+# it the browser test skips locally and fails under CI=true.
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if $SUDO true 2>/dev/null && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing chromium (apt)"
+    $SUDO apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "[setup] chromium missing and no root to install it: the browser test will skip (CI=true: fail)"
+  fi
+fi
 echo "[setup] ok: $("$VENV/bin/python" -c 'import torch, transformers, trl, sam2; print("torch", torch.__version__, "transformers", transformers.__version__, "trl", trl.__version__)')"

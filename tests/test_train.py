@@ -82,7 +82,7 @@ def test_presets_load_and_differ_where_a_cpu_needs_it():
 @pytest.mark.parametrize(
     "preset, overrides, match",
     [
-        ("nope", [], r"unknown preset 'nope'; valid presets: paper, smoke, toy"),
+        ("nope", [], r"unknown preset 'nope'; valid presets: paper, segr1_toy, smoke, star_toy, toy"),
         ("smoke", ["not_a_field=1"], r"unknown config field 'not_a_field'; valid fields: .*beta"),
         ("smoke", ["num_generations=abc"], r"'num_generations' expects int"),
         ("smoke", ["learning_rate=fast"], r"'learning_rate' expects float"),
@@ -154,7 +154,7 @@ def test_missing_sam2_checkpoint_or_data_fails_before_loading(tmp_path):
 def test_cli_rejects_bad_input_fast():
     t = time.time()
     r = _run([sys.executable, "-m", "samr1lib.train", "--preset", "nope"], timeout=60)
-    assert r.returncode == 2 and "valid presets: paper, smoke, toy" in r.stderr
+    assert r.returncode == 2 and "valid presets: paper, segr1_toy, smoke, star_toy, toy" in r.stderr
     r = _run([sys.executable, "-m", "samr1lib.train", "--preset", "smoke", "num_generations=3"], timeout=60)
     assert r.returncode == 2 and "must divide the generation batch" in r.stderr
     assert time.time() - t < 30  # no model, no TRL import
@@ -170,7 +170,7 @@ def test_shipped_accelerate_configs_and_launch_command():
     assert cmd[:4] == ["accelerate", "launch", "--config_file", str(accelerate_config_path("zero3"))]
     assert cmd[-4:] == ["-m", "samr1lib.train", "--preset", "paper"]
     assert "--num_processes" in cmd and cmd[cmd.index("--num_processes") + 1] == "8"
-    assert set(PRESETS) == {"paper", "smoke", "toy"}
+    assert set(PRESETS) == {"paper", "smoke", "toy", "segr1_toy", "star_toy"}
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,243 @@
+"""The five ablations of SAM-R1 (Tables 3-4, Appendix A), run through the toy pipeline and set beside the paper.
+
+    res = run_ablation("threshold", scale="toy", seeds=(0, 1, 2), root="runs/toy_bench")
+    res.table        # pandas DataFrame: one row per variant, ours as mean +- std over seeds, the paper's beside
+    res.figure       # PNG of the training curves (mean +- std band over seeds)
+
+Every variant changes ONE field of the ``toy`` preset (samr1lib.config) and nothing is tuned per variant.
+Our numbers are held-out mean tier / gIoU / cIoU of the toy world (512 images, GrabCut masks, a 0.3M
+policy); the paper's are ReasonSeg test and RefCOCOg test with Qwen2.5-VL-7B and SAM2-L. The two are
+never the same experiment: the table says at which scale ours were obtained.
+
+At ``scale="paper"`` nothing is trained here: :func:`paper_commands` gives the 8-GPU launch of each variant.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["ABLATIONS", "Variant", "AblationResult", "run_ablation", "paper_commands", "variant_name",
+           "negative_point_positions", "negative_point_summary"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    overrides: tuple[str, ...] = ()
+    # the paper's numbers for this variant: {"RS gIoU": .., "RS cIoU": .., "Rcg gIoU": .., "Rcg cIoU": ..} or a sentence
+    paper: dict[str, float] | str = field(default_factory=dict)
+
+
+_SAMR1 = {"RS gIoU": 60.2, "RS cIoU": 54.3, "Rcg gIoU": 75.4, "Rcg cIoU": 73.1}  # Tables 3-4, last row
+
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "threshold": dict(
+        title="Tiered reward (Eq. 5) vs fixed IoU thresholds", source="SAM-R1 Table 3",
+        variants=[
+            Variant("fixed 0.5", ("tiers=fixed0.5",), {"RS gIoU": 56.5, "RS cIoU": 51.9, "Rcg gIoU": 74.7, "Rcg cIoU": 72.8}),
+            Variant("fixed 0.7", ("tiers=fixed0.7",), {"RS gIoU": 56.2, "RS cIoU": 51.6, "Rcg gIoU": 74.9, "Rcg cIoU": 72.6}),
+            Variant("fixed 0.8", ("tiers=fixed0.8",), {"RS gIoU": 58.6, "RS cIoU": 50.8, "Rcg gIoU": 74.6, "Rcg cIoU": 71.9}),
+            Variant("tiered (Eq. 5)", (), _SAMR1),
+        ]),
+    "token_level": dict(
+        title="Sequence-level (Eq. 2) vs group token-level (Eq. 4) normalisation", source="SAM-R1 Table 4",
+        variants=[
+            # Table 4 "+ clip-higher" row: clip-higher on, token-level off
+            Variant("sequence (Eq. 2)", ("normalization=sequence",),
+                    {"RS gIoU": 59.1, "RS cIoU": 52.8, "Rcg gIoU": 74.9, "Rcg cIoU": 72.5}),
+            Variant("group token-level (Eq. 4)", (), _SAMR1),
+        ]),
+    "clip_higher": dict(
+        title="Symmetric clipping (eps_high 0.2) vs clip-higher (eps_high 0.3)", source="SAM-R1 Table 4",
+        variants=[
+            # Table 4 "+ token-level" row: token-level on, clip-higher off
+            Variant("eps_high 0.2", ("epsilon_high=0.2",),
+                    {"RS gIoU": 58.0, "RS cIoU": 51.7, "Rcg gIoU": 74.5, "Rcg cIoU": 72.4}),
+            Variant("eps_high 0.3 (clip-higher)", (), _SAMR1),
+        ]),
+    "kl_removal": dict(
+        title="KL kept (beta 0.04) vs removed (beta 0)", source="SAM-R1 Appendix A.1",
+        variants=[
+            Variant("beta 0.04 (KL kept)", (), "final method: " + ", ".join(f"{k} {v}" for k, v in _SAMR1.items())),
+            Variant("beta 0 (KL removed)", ("beta=0",),
+                    "A.1: learns well at first, then after ~100 steps the reward fluctuates and training collapses"),
+        ]),
+    "related_systems": dict(
+        title="SAM-R1, Seg-R1 and StAR as configurations of one pipeline", source="PAPER.md §7-8",
+        variants=[
+            Variant("SAM-R1 (Eq. 5 tiers, Eq. 4)", (), "ReasonSeg test 60.2 / 54.3 (gIoU / cIoU, 7B, Table 1)"),
+            Variant("Seg-R1 (fg/bg points, 0.7 IoU + 0.3 S, FCoT cold start)", ("seg_reward=segr1", "negative_points=free"),
+                    "ReasonSeg test gIoU 56.7, RefCOCOg test cIoU 71.4 (7B)"),
+            Variant("StAR (matched multi-object reward, non-repeat, label, REST)",
+                    ("seg_reward=star", "label_reward=true", "num_generations=8", "per_device_train_batch_size=16",
+                     "rest_k=2"),
+                    "ReasonSeg test 67.5 / 61.3 (7B); 68.5 / 65.0 with voting"),
+        ]),
+    "negative_points": dict(
+        title="Negative points: none, free labels, point-value reward, in-box reward", source="SAM-R1 Appendix A.2",
+        variants=[
+            Variant("none (final method)", (), "final method: " + ", ".join(f"{k} {v}" for k, v in _SAMR1.items())),
+            Variant("free labels", ("negative_points=free",), "A.2a: the model emits almost only positive points"),
+            Variant("point-value reward", ("negative_points=point_value",),
+                    "A.2b: negatives appear, but at the image borders, far outside the box"),
+            Variant("in-box reward", ("negative_points=in_box",),
+                    "A.2c: all points cluster on the object; the contrast disappears, masks get noisier"),
+        ]),
+}
+
+
+def variant_name(overrides: Sequence[str]) -> str:
+    """The run folder of a variant: ``grpo`` for the preset itself (shared by every ablation and the learning
+    benchmark), else ``grpo_<field>-<value>...``."""
+    if not overrides:
+        return "grpo"
+    return "grpo_" + "_".join(o.replace("=", "-") for o in overrides)
+
+
+@dataclass
+class AblationResult:
+    name: str
+    scale: str
+    seeds: tuple[int, ...]
+    runs: list[dict]  # one toy.run_variant result per (variant, seed)
+    table: Any  # pandas DataFrame
+    figure: Path | None
+    seconds: float
+
+    def metrics(self) -> dict[str, Any]:
+        """What the notebook writes as its final metrics JSON."""
+        rows = self.table.to_dict(orient="records")
+        return {"ablation": self.name, "scale": self.scale, "seeds": list(self.seeds), "seconds": round(self.seconds, 1),
+                "variants": rows, "figure": str(self.figure) if self.figure else None}
+
+
+def _fmt(vals: Sequence[float]) -> str:
+    return f"{np.mean(vals):.3f} ± {np.std(vals):.3f}" if len(vals) > 1 else f"{vals[0]:.3f}"
+
+
+def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2), root: str = "runs/toy_bench",
+                 figures_dir: str | None = "figures", show_progress: bool = True) -> AblationResult:
+    """Train every variant of ablation ``name`` for every seed through :func:`samr1lib.toy.run_variant` (cached:
+    a finished (variant, seed) is read back, not retrained), then tabulate and plot."""
+    import pandas as pd
+
+    from .plots import training_curves
+    from .toy import run_variant
+
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; choose one of {sorted(ABLATIONS)}")
+    if scale == "paper":
+        raise ValueError("scale='paper' trains on 8 GPUs: run the commands of paper_commands(name) and read their "
+                         "evaluation summaries; nothing is trained from a notebook at that scale")
+    spec = ABLATIONS[name]
+    t0 = time.time()
+    runs, rows, curves = [], [], {}
+    for v in spec["variants"]:
+        results = []
+        for seed in seeds:
+            r = run_variant(root, seed=seed, name=variant_name(v.overrides), overrides=v.overrides, scale=scale,
+                            show_progress=show_progress)
+            results.append({**r, "variant": v.label})
+        runs += results
+        curves[v.label] = [r["metrics"] for r in results]
+        row: dict[str, Any] = {"variant": v.label, "overrides": " ".join(v.overrides) or "(toy preset)",
+                               "seeds": len(results), "scale": scale}
+        for key, col in (("mean_tier", "mean tier"), ("gIoU", "gIoU"), ("cIoU", "cIoU"),
+                         ("parse_failure_rate", "parse failures")):
+            row[f"ours {col}"] = _fmt([r["after"][key] for r in results])
+        row["ours Δ mean tier"] = _fmt([r["change_in_mean_tier"] for r in results])
+        if isinstance(v.paper, dict):
+            row.update({f"paper {k}": val for k, val in v.paper.items()})
+            row["paper (7B, 8 GPUs)"] = ""
+        else:
+            row["paper (7B, 8 GPUs)"] = v.paper
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    fig = None
+    if figures_dir:
+        keys = {"rewards/segmentation_reward/mean": "segmentation reward (tier)", "seg/mean_iou": "rollout mask IoU",
+                "kl": "KL to the reference", "completions/mean_length": "completion length"}
+        if name == "negative_points":
+            keys["parse/failure_rate"] = "parse-failure rate"
+        fig = training_curves(curves, Path(figures_dir) / f"ablation_{name}_{scale}.png", keys=keys,
+                              title=f"{spec['title']} ({scale} scale, seeds {list(seeds)})")
+    return AblationResult(name, scale, tuple(seeds), runs, table, fig, time.time() - t0)
+
+
+def paper_commands(name: str, config: str = "zero3") -> list[str]:
+    """The 8-GPU ``accelerate launch`` command of each variant of ablation ``name`` (preset ``paper``)."""
+    from .train import paper_launch_command
+
+    spec = ABLATIONS[name]
+    return [" ".join(paper_launch_command(config, [*v.overrides, f"output_dir=runs/paper_{name}_{variant_name(v.overrides)}"]))
+            for v in spec["variants"]]
+
+
+def negative_point_positions(rollout_paths: Sequence[str]) -> dict[str, Any]:
+    """Where labelled points land relative to the answer's own box (A.2's observation): counts of positive /
+    negative points inside / outside the box, and at the image border (within 5 % of a side)."""
+    out = {"positive_in_box": 0, "positive_out_box": 0, "negative_in_box": 0, "negative_out_box": 0,
+           "negative_at_border": 0, "answers": 0}
+    xs: dict[str, list] = {"pos": [], "neg": []}
+    for path in rollout_paths:
+        with open(path) as f:
+            for line in f:
+                row = json.loads(line)
+                ans = row.get("answer")
+                if not isinstance(ans, dict) or "points_2d" not in ans:
+                    continue
+                out["answers"] += 1
+                x1, y1, x2, y2 = ans["bbox_2d"]
+                for (px, py), lab in zip(ans["points_2d"], ans.get("point_labels", [])):
+                    inside = x1 <= px <= x2 and y1 <= py <= y2
+                    w, h = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
+                    rel = ((px - x1) / w, (py - y1) / h)
+                    if lab == 1:
+                        out["positive_in_box" if inside else "positive_out_box"] += 1
+                        xs["pos"].append(rel)
+                    else:
+                        out["negative_in_box" if inside else "negative_out_box"] += 1
+                        xs["neg"].append(rel)
+    out["relative_positions"] = xs
+    return out
+
+
+def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[str, dict[str, int]]:
+    """Per negative-points variant: where its labelled points landed in training rollouts (counts), and a figure
+    of their positions relative to the answer's own box (the box is the unit square)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    by_variant: dict[str, list[str]] = {}
+    for r in result.runs:
+        by_variant.setdefault(r["variant"], []).extend(str(p) for p in Path(r["metrics"]).parent.glob("rollouts.rank*.jsonl"))
+    fig, axes = plt.subplots(1, len(by_variant), figsize=(3.3 * len(by_variant), 3.4), squeeze=False)
+    counts = {}
+    for ax, (label, paths) in zip(axes[0], by_variant.items()):
+        pos = negative_point_positions(paths)
+        rel = pos.pop("relative_positions")
+        counts[label] = pos
+        for key, colour, marker in (("pos", "green", "o"), ("neg", "red", "x")):
+            if rel[key]:
+                xy = np.clip(np.asarray(rel[key]), -1.5, 2.5)
+                ax.scatter(xy[:, 0], xy[:, 1], s=10, c=colour, marker=marker, alpha=0.5,
+                           label=f"{'positive' if key == 'pos' else 'negative'} ({len(xy)})")
+        ax.add_patch(matplotlib.patches.Rectangle((0, 0), 1, 1, fill=False, edgecolor="cyan"))
+        ax.set_xlim(-1.6, 2.6)
+        ax.set_ylim(2.6, -1.6)
+        ax.set_title(f"{label}\n{pos['answers']} answers with labelled points", fontsize=9)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle("labelled points relative to the answer's box (box = unit square, clipped at -1.5 / 2.5)", fontsize=9)
+    fig.tight_layout()
+    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return counts

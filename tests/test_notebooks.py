@@ -1,0 +1,127 @@
+"""The notebooks: committed without outputs, a typed parameters cell each, and every one executed headless by
+papermill at smoke scale with its metrics JSON asserted on. Executed copies go to the ignored runs/notebooks/."""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from samr1lib import notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED = ["01_data_sampling", "02_reward_sanity_checks", "03_training_launch", "04_ablation_threshold",
+            "05_ablation_token_level", "06_ablation_clip_higher", "07_ablation_kl_removal",
+            "08_ablation_negative_points", "09_evaluation", "10_rollout_viewer", "11_related_systems"]
+
+
+def test_all_notebooks_exist_in_reading_order():
+    assert [p.stem for p in notebooks.list_notebooks()] == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_committed_without_outputs_and_with_a_parameters_cell(name):
+    path = ROOT / "notebooks" / f"{name}.ipynb"
+    assert notebooks.has_outputs(path) == [], f"{path} has committed outputs: run python -m samr1lib.notebooks --strip"
+    nb = nbformat.read(str(path), as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    src = tagged[0].source
+    for p in ("scale =", "metrics_path =", "figures_dir ="):
+        assert p in src
+    assert "smoke" in src and "toy" in src and "paper" in src
+    assert "notebooks.write_metrics(metrics_path, metrics)" in nb.cells[-1].source
+
+
+def test_output_check_catches_an_executed_notebook(tmp_path):
+    nb = nbformat.read(str(ROOT / "notebooks" / "01_data_sampling.ipynb"), as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="hi")]
+    nb.cells[2].execution_count = 3
+    p = tmp_path / "x.ipynb"
+    nbformat.write(nb, str(p))
+    assert len(notebooks.has_outputs(p)) == 2
+    assert notebooks.strip_outputs(p) and notebooks.has_outputs(p) == []
+
+
+def test_params_yaml_common_and_per_notebook(tmp_path):
+    y = tmp_path / "p.yaml"
+    y.write_text("scale: toy\nseeds: [0, 1, 2]\n04: {seeds: [5]}\n05_ablation_token_level: {root: x}\n")
+    nbs = notebooks.resolve(["04", "05_ablation_token_level", "06"])
+    p = notebooks.load_params(y, nbs)
+    assert p["04_ablation_threshold"] == {"scale": "toy", "seeds": [5]}
+    assert p["05_ablation_token_level"] == {"scale": "toy", "seeds": [0, 1, 2], "root": "x"}
+    assert p["06_ablation_clip_higher"] == {"scale": "toy", "seeds": [0, 1, 2]}
+    with pytest.raises(ValueError, match="no notebook"):
+        notebooks.resolve(["99"])
+
+
+@pytest.fixture(scope="module")
+def executed():
+    """Every notebook run once at smoke scale, with one shared smoke toy root (as a user's batch rerun would)."""
+    out = ROOT / "runs" / "notebooks" / "test_smoke"
+    params = {stem: {"scale": "smoke", "figures_dir": str(out / "figures"), "root": str(out / "toy")}
+              for stem in EXPECTED}
+    for stem in ("01_data_sampling", "02_reward_sanity_checks", "03_training_launch", "09_evaluation",
+                 "10_rollout_viewer"):
+        params[stem].pop("root")
+    report = notebooks.run_notebooks(notebooks.list_notebooks(), params, out, log=lambda *_: None)
+    return out, report
+
+
+def _metrics(executed, name):
+    out, report = executed
+    assert report[name]["ok"], f"{name} failed: {report[name].get('error')} (see {report[name]['output']})"
+    return json.loads(Path(report[name]["metrics"]).read_text())
+
+
+@pytest.mark.slow
+def test_01_data_sampling(executed):
+    m = _metrics(executed, "01_data_sampling")
+    assert m["n_sample"] == m["n_records"] > 0 and len(m["categories"]) >= 2
+    assert all(Path(f).stat().st_size > 5000 for f in m["figures"])
+
+
+@pytest.mark.slow
+def test_02_reward_sanity(executed):
+    m = _metrics(executed, "02_reward_sanity_checks")
+    assert m["tiers_at_boundaries"]["0.5"] == 0 and m["tiers_at_boundaries"]["0.5000001"] == 2
+    assert m["tiers_at_boundaries"]["0.8000001"] == 4
+    gallery = {g["case"]: g for g in m["gallery"]}
+    assert gallery["good"]["parsed"] and gallery["good"]["reasoning format"] == 1
+    assert not gallery["bad JSON"]["parsed"] and gallery["bad JSON"]["segmentation format"] == 0
+    pert = m["perturbation"]
+    assert pert["0.0"]["mask_iou"] > pert["0.35"]["mask_iou"]  # a worse box gives a worse mask on average
+
+
+@pytest.mark.slow
+def test_03_training_launch(executed):
+    m = _metrics(executed, "03_training_launch")
+    assert m["world_size"] == 2 and m["steps_logged"] >= 2  # two CPU processes really ran
+    assert m["launch"][:2] == ["accelerate", "launch"] and "8" in m["launch"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,n_variants", [("04_ablation_threshold", 4), ("05_ablation_token_level", 2),
+                                             ("06_ablation_clip_higher", 2), ("07_ablation_kl_removal", 2),
+                                             ("08_ablation_negative_points", 4), ("11_related_systems", 3)])
+def test_ablation_notebooks(executed, name, n_variants):
+    m = _metrics(executed, name)
+    assert m["scale"] == "smoke" and len(m["variants"]) == n_variants
+    for v in m["variants"]:
+        assert v["seeds"] == 1 and v["scale"] == "smoke" and "ours mean tier" in v and "paper (7B, 8 GPUs)" in v
+    assert Path(m["figure"]).stat().st_size > 5000
+
+
+@pytest.mark.slow
+def test_09_evaluation(executed):
+    m = _metrics(executed, "09_evaluation")
+    assert [(s["dataset"], s["split"]) for s in m["splits"]] == [
+        ("refcoco", "testA"), ("refcoco+", "testA"), ("refcocog", "test"), ("reasonseg", "val"), ("reasonseg", "test")]
+    for s in m["splits"]:
+        assert 0 <= s["cIoU"] <= 100 and s["n"] > 0  # percent, as the paper reports
+
+
+@pytest.mark.slow
+def test_10_rollout_viewer(executed):
+    m = _metrics(executed, "10_rollout_viewer")
+    assert m["rollouts"] == 8 and m["shown_row"] is not None and m["failure_choices"][:3] == ["any", "ok", "failed"]

@@ -1,0 +1,114 @@
+"""The toy world and its pipeline: world properties, the loose warm-start answers, the shuffled control, and a
+few-step run of the whole toy pipeline end to end (wiring, logs, checkpoint, evaluation output). Learning itself
+is measured by ``python -m samr1lib.bench learning``, not asserted here."""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from samr1lib import toy
+from samr1lib.schema import parse_completion, format_completion
+from samr1lib.train import shuffle_rewards
+
+
+def test_world_heldout_one_query_per_image_and_disjoint_from_training(tmp_path):
+    info = toy.write_toy_world(tmp_path, n_train_images=12, n_heldout=10, seed=3)
+    assert info["params"]["n_heldout"] == 10
+    held = toy.heldout_records(tmp_path)
+    train = toy.train_records(tmp_path)
+    assert len(held) == 10 and len({r["image_id"] for r in held}) == 10
+    assert len(train) >= 12  # at least one expression per image
+    assert not {r["image_path"] for r in held} & {r["image_path"] for r in train}
+    # the same call again reuses the world; other parameters are refused with both sets named
+    assert toy.write_toy_world(tmp_path, n_train_images=12, n_heldout=10, seed=3) == info
+    with pytest.raises(ValueError, match="other parameters"):
+        toy.write_toy_world(tmp_path, n_train_images=13, n_heldout=10, seed=3)
+
+
+def test_heldout_set_is_fixed_whatever_the_training_seed(tmp_path):
+    toy.write_toy_world(tmp_path / "a", n_train_images=4, n_heldout=6, seed=0)
+    toy.write_toy_world(tmp_path / "b", n_train_images=4, n_heldout=6, seed=1)
+    qa = [r["query"] for r in toy.heldout_records(tmp_path / "a")]
+    qb = [r["query"] for r in toy.heldout_records(tmp_path / "b")]
+    assert qa == qb
+    ta = [r["query"] for r in toy.train_records(tmp_path / "a")]
+    tb = [r["query"] for r in toy.train_records(tmp_path / "b")]
+    assert ta != tb
+
+
+@settings(max_examples=200, deadline=None)
+@given(x1=st.floats(0, 100), y1=st.floats(0, 100), w=st.floats(2, 60), h=st.floats(2, 60), seed=st.integers(0, 10**6))
+def test_loose_answer_stays_in_frame_parses_and_is_looser(x1, y1, w, h, seed):
+    frame = (112, 112)
+    box = (x1, y1, min(x1 + w, 111), min(y1 + h, 111))
+    ans = toy.loose_answer(box, frame, np.random.default_rng(seed), "circle")
+    bx1, by1, bx2, by2 = ans.box
+    assert 0 <= bx1 < bx2 <= 111 and 0 <= by1 < by2 <= 111
+    assert bx1 <= ans.point[0] <= bx2 and by1 <= ans.point[1] <= by2
+    res = parse_completion(format_completion(ans, think="the circle"), frame)
+    assert res.ok, res.detail
+
+
+def test_loose_answers_are_loose_on_average():
+    rng = np.random.default_rng(0)
+    box = (40.0, 40.0, 70.0, 70.0)
+    areas = [(a.box[2] - a.box[0]) * (a.box[3] - a.box[1]) for a in
+             (toy.loose_answer(box, (112, 112), rng, "x") for _ in range(500))]
+    assert 1.9 < np.mean(areas) / 900.0 < 3.2  # sides x U(1.4, 2.0): area x ~2.9 before clipping
+
+
+def test_shuffled_control_permutes_rewards_deterministically():
+    r = torch.arange(16 * 3, dtype=torch.float32).view(16, 3)
+    s = shuffle_rewards(r, seed=0, step=5)
+    assert sorted(map(tuple, s.tolist())) == sorted(map(tuple, r.tolist()))  # rows kept whole: a permutation
+    assert not torch.equal(s, r)
+    assert torch.equal(s, shuffle_rewards(r, seed=0, step=5))  # same on every process
+    assert not torch.equal(s, shuffle_rewards(r, seed=0, step=6))
+
+
+def test_tier_summary_counts_failed_parses_as_zero():
+    rows = [{"iou": 0.9, "failure": None, "intersection": 9, "union": 10, "box_iou": 0.8},
+            {"iou": 0.75, "failure": None, "intersection": 3, "union": 4, "box_iou": None},
+            {"iou": 0.0, "failure": "no_answer_tag", "intersection": 0, "union": 5, "box_iou": None}]
+    s = toy.tier_summary(rows)
+    assert s["mean_tier"] == pytest.approx((4 + 3 + 0) / 3)
+    assert s["parse_failure_rate"] == pytest.approx(1 / 3)
+    assert s["cIoU"] == pytest.approx(12 / 19)
+    with pytest.raises(ValueError):
+        toy.tier_summary([])
+
+
+@pytest.mark.slow
+def test_toy_pipeline_few_steps_end_to_end_and_shuffled_control(tmp_path):
+    root = tmp_path / "toy"
+    cmd = [sys.executable, "-m", "samr1lib.bench", "learning", "--scale", "smoke", "--out", str(root), "--seed", "0",
+           "--steps", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"change in mean tier: [+-]\d+\.\d\d", last), last
+    run = root / "seed0" / "grpo_max_steps-2"
+    res = json.loads((run / "result.json").read_text())
+    assert res["before"]["n"] == res["after"]["n"] == 8
+    assert (root / "seed0" / "warm_start" / "warm_start.json").exists()
+    assert (run / "checkpoint-2" / "trainer_state.json").exists() and (run / "final" / "config.json").exists()
+    assert len((run / "eval" / "samples.jsonl").read_text().splitlines()) == 8
+    rows = [json.loads(x) for x in (run / "rollouts.rank0.jsonl").read_text().splitlines()]
+    assert all(row["trained_reward"] == pytest.approx(row["reward"]) for row in rows)  # no control: untouched
+    assert all(row["image_path"] and row["gt_mask_rle"] for row in rows)
+
+    r = subprocess.run(cmd + ["--control", "shuffled"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(x) for x in (root / "seed0" / "grpo_max_steps-2_shuffled" / "rollouts.rank0.jsonl").read_text().splitlines()]
+    for step in {row["step"] for row in rows}:
+        earned = sorted(round(row["reward"], 6) for row in rows if row["step"] == step)
+        trained = sorted(round(row["trained_reward"], 6) for row in rows if row["step"] == step)
+        assert earned == trained  # the same rewards, handed to other completions
+    assert any(abs(row["trained_reward"] - row["reward"]) > 1e-6 for row in rows) or \
+        len({round(row["reward"], 6) for row in rows}) == 1
