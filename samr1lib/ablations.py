@@ -241,3 +241,26 @@ def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return counts
+
+
+def results_markdown(metrics: Sequence[dict], report: dict | None = None, command: str = "") -> str:
+    """The committed summary of a batch of ablation notebooks: one table per ablation (ours beside the paper's),
+    with the command that made it and each notebook's wall time (from the runner's report.json)."""
+    lines = ["# Ablations at toy scale", ""]
+    if command:
+        lines += [f"Made by `{command}`.", ""]
+    for m in metrics:
+        spec = ABLATIONS[m["ablation"]]
+        lines += [f"## {spec['title']} ({spec['source']})", ""]
+        if report:
+            hit = [v for k, v in report.items() if m["ablation"] in k]
+            if hit:
+                lines += [f"Notebook wall time: {hit[0]['seconds']:.0f} s (seeds {m['seeds']}, {m['scale']} scale).", ""]
+        rows = m["variants"]
+        cols = [c for c in rows[0] if c not in ("overrides", "scale", "seeds")]
+        lines.append("| " + " | ".join(cols) + " |")
+        lines.append("|" + "---|" * len(cols))
+        for r in rows:
+            lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
+        lines += ["", f"![curves]({Path(m['figure']).name})" if m.get("figure") else "", ""]
+    return "\n".join(lines)
