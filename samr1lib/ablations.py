@@ -194,6 +194,7 @@ def negative_point_positions(rollout_paths: Sequence[str]) -> dict[str, Any]:
                     continue
                 out["answers"] += 1
                 x1, y1, x2, y2 = ans["bbox_2d"]
+                fw, fh = row.get("policy_frame") or (row.get("width") or 0, row.get("height") or 0)
                 for (px, py), lab in zip(ans["points_2d"], ans.get("point_labels", [])):
                     inside = x1 <= px <= x2 and y1 <= py <= y2
                     w, h = max(x2 - x1, 1e-6), max(y2 - y1, 1e-6)
@@ -204,6 +205,8 @@ def negative_point_positions(rollout_paths: Sequence[str]) -> dict[str, Any]:
                     else:
                         out["negative_in_box" if inside else "negative_out_box"] += 1
                         xs["neg"].append(rel)
+                        if fw and fh and (min(px, fw - px) <= 0.05 * fw or min(py, fh - py) <= 0.05 * fh):
+                            out["negative_at_border"] += 1
     out["relative_positions"] = xs
     return out
 
@@ -211,11 +214,11 @@ def negative_point_positions(rollout_paths: Sequence[str]) -> dict[str, Any]:
 def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[str, dict[str, int]]:
     """Per negative-points variant: where its labelled points landed in training rollouts (counts), and a figure
     of their positions relative to the answer's own box (the box is the unit square)."""
-    import matplotlib
+    from matplotlib.patches import Rectangle
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from .plots import _plt, _save
 
+    plt = _plt()
     by_variant: dict[str, list[str]] = {}
     for r in result.runs:
         by_variant.setdefault(r["variant"], []).extend(str(p) for p in Path(r["metrics"]).parent.glob("rollouts.rank*.jsonl"))
@@ -230,16 +233,13 @@ def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[
                 xy = np.clip(np.asarray(rel[key]), -1.5, 2.5)
                 ax.scatter(xy[:, 0], xy[:, 1], s=10, c=colour, marker=marker, alpha=0.5,
                            label=f"{'positive' if key == 'pos' else 'negative'} ({len(xy)})")
-        ax.add_patch(matplotlib.patches.Rectangle((0, 0), 1, 1, fill=False, edgecolor="cyan"))
+        ax.add_patch(Rectangle((0, 0), 1, 1, fill=False, edgecolor="cyan"))
         ax.set_xlim(-1.6, 2.6)
         ax.set_ylim(2.6, -1.6)
         ax.set_title(f"{label}\n{pos['answers']} answers with labelled points", fontsize=9)
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("labelled points relative to the answer's box (box = unit square, clipped at -1.5 / 2.5)", fontsize=9)
-    fig.tight_layout()
-    Path(out_png).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
+    _save(fig, out_png)
     return counts
 
 

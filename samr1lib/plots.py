@@ -65,11 +65,7 @@ def training_curves(
 ) -> Path:
     """One panel per metric; one line per run label (mean over its seeds, smoothed over ``window`` steps),
     with a band of +- one std over seeds when a label has several metrics files. Saves ``out_png``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _plt()
     keys = dict(keys) if isinstance(keys, Mapping) else {k: k for k in keys}
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.3), squeeze=False)
     for label, paths in runs.items():
@@ -96,12 +92,7 @@ def training_curves(
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 0.95 if title else 1))
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out_png, dpi=110, rect=(0, 0.1 if handles else 0, 1, 0.95 if title else 1))
 
 
 def _plt():
@@ -113,11 +104,12 @@ def _plt():
     return plt
 
 
-def _save(fig, out_png) -> Path:
+def _save(fig, out_png, dpi: int = 100, rect=(0, 0, 1, 1)) -> Path:
+    """Lay out, write ``out_png`` (creating its folder), close the figure."""
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.tight_layout(rect=rect)
+    fig.savefig(out, dpi=dpi)
     _plt().close(fig)
     return out
 

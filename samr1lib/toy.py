@@ -313,11 +313,17 @@ def default_root(scale: str) -> str:
     return "runs/toy_bench" if scale == "toy" else f"runs/{scale}_toy"
 
 
+def write_world_for(cfg, n_heldout: int | None = HELDOUT_IMAGES) -> dict[str, Any]:
+    """:func:`write_toy_world` for a :class:`samr1lib.config.TrainConfig` (its data_root, synthetic_images,
+    synthetic_size, position_gradient and data_seed); ``n_heldout=None`` keeps whatever held-out set exists."""
+    return write_toy_world(cfg.data_root, n_train_images=cfg.synthetic_images, n_heldout=n_heldout,
+                           size=cfg.synthetic_size, position_gradient=cfg.position_gradient, seed=cfg.data_seed)
+
+
 def ensure_world(root: str | os.PathLike, scale: str = "toy", overrides: Sequence[str] = ()) -> Path:
     """Write (once) the toy world of ``scale`` under ``root/world``; returns that folder."""
     cfg = _cfg(Path(root), 0, "_", "none", overrides, scale)
-    write_toy_world(cfg.data_root, n_train_images=cfg.synthetic_images, n_heldout=_scale(scale)["heldout"],
-                    size=cfg.synthetic_size, position_gradient=cfg.position_gradient, seed=cfg.data_seed)
+    write_world_for(cfg, _scale(scale)["heldout"])
     return Path(cfg.data_root)
 
 
@@ -334,8 +340,7 @@ def prepare(root: str | os.PathLike, seed: int = 0, overrides: Sequence[str] = (
     root = Path(root)
     cfg = _cfg(root, seed, "_", "none", overrides, scale)
     t0 = time.time()
-    world = write_toy_world(cfg.data_root, n_train_images=cfg.synthetic_images, n_heldout=_scale(scale)["heldout"],
-                            size=cfg.synthetic_size, position_gradient=cfg.position_gradient, seed=cfg.data_seed)
+    world = write_world_for(cfg, _scale(scale)["heldout"])
     base = root / f"seed{seed}"
     policy = base / "tiny_policy"
     if not (policy / "tiny_policy.json").exists():

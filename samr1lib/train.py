@@ -175,28 +175,23 @@ def build_dataset(cfg: TrainConfig):
     if (out / "dataset_info.json").exists():
         return load_from_disk(str(out))
     if cfg.data_source == "toy":
-        from .toy import train_records, write_toy_world
+        from .toy import train_records, write_world_for
 
-        write_toy_world(cfg.data_root, n_train_images=cfg.synthetic_images, n_heldout=None, size=cfg.synthetic_size,
-                        position_gradient=cfg.position_gradient, seed=cfg.data_seed)
-        records = train_records(cfg.data_root)
-        if cfg.n_train > len(records):
-            raise ValueError(f"n_train={cfg.n_train} but the toy world {cfg.data_root} has only {len(records)} expressions")
-        records = sample_refer(records, n=cfg.n_train, seed=cfg.data_seed)
-        return build_policy_dataset(records, str(out), size=(cfg.image_size, cfg.image_size),
-                                    negative_points=cfg.negative_points != "none")
-    if cfg.data_source == "synthetic":
-        from .synthetic import write_refer_world
-
-        root = Path(cfg.output_dir) / "world"
-        if not (root / cfg.dataset / "instances.json").exists():
-            write_refer_world(str(root), n_images=cfg.synthetic_images, seed=cfg.seed,
-                              size=(cfg.synthetic_size, cfg.synthetic_size), position_gradient=cfg.position_gradient)
+        write_world_for(cfg, n_heldout=None)
+        records, where = train_records(cfg.data_root), f"the toy world {cfg.data_root}"
     else:
-        root = Path(cfg.data_root)
-    records = load_refer(str(root), cfg.dataset, cfg.split)
+        if cfg.data_source == "synthetic":
+            from .synthetic import write_refer_world
+
+            root = Path(cfg.output_dir) / "world"
+            if not (root / cfg.dataset / "instances.json").exists():
+                write_refer_world(str(root), n_images=cfg.synthetic_images, seed=cfg.seed,
+                                  size=(cfg.synthetic_size, cfg.synthetic_size), position_gradient=cfg.position_gradient)
+        else:
+            root = Path(cfg.data_root)
+        records, where = load_refer(str(root), cfg.dataset, cfg.split), f"{root} {cfg.dataset} {cfg.split}"
     if cfg.n_train > len(records):
-        raise ValueError(f"n_train={cfg.n_train} but {root} {cfg.dataset} {cfg.split} has only {len(records)} records")
+        raise ValueError(f"n_train={cfg.n_train} but {where} has only {len(records)} records")
     records = sample_refer(records, n=cfg.n_train, seed=cfg.data_seed)
     return build_policy_dataset(records, str(out), size=(cfg.image_size, cfg.image_size),
                                 negative_points=cfg.negative_points != "none")

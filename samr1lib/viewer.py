@@ -133,6 +133,8 @@ def _image(row) -> np.ndarray:
 
 
 def _draw(ax, row, title: bool = True) -> None:
+    from matplotlib.patches import Rectangle
+
     from .frames import scale_box, scale_point
     from .masks import decode_rle
 
@@ -155,8 +157,7 @@ def _draw(ax, row, title: bool = True) -> None:
     for obj in objs:
         if "bbox_2d" in obj:
             x1, y1, x2, y2 = scale_box(obj["bbox_2d"], frame, (w, h))
-            ax.add_patch(__import__("matplotlib.patches", fromlist=["Rectangle"]).Rectangle(
-                (x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="cyan", linewidth=1.5))
+            ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="cyan", linewidth=1.5))
         pts = [(obj["point_2d"], 1)] if "point_2d" in obj else []
         pts += list(zip(obj.get("points_2d", []), obj.get("point_labels", [])))
         for p, lab in pts:
@@ -176,11 +177,9 @@ def _draw(ax, row, title: bool = True) -> None:
 def render_rollout(row, size: float = 3.6) -> bytes:
     """PNG bytes of one rollout: image, GT mask (green), predicted mask (red; overlap yellow), predicted box
     (cyan), points (o foreground, x background)."""
-    import matplotlib
+    from .plots import _plt
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _plt()
     row = row.to_dict() if hasattr(row, "to_dict") else dict(row)
     fig, ax = plt.subplots(figsize=(size, size))
     _draw(ax, row)
@@ -193,11 +192,9 @@ def render_rollout(row, size: float = 3.6) -> bytes:
 
 def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward") -> Path:
     """A static figure: the ``n`` best (top row) and ``n`` worst (bottom row) rollouts by ``by``."""
-    import matplotlib
+    from .plots import _plt, _save
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = _plt()
     ordered = sort_rollouts(df, by=by, descending=True)
     n = max(1, min(n, len(ordered)))
     best, worst = ordered.head(n), ordered.tail(n).iloc[::-1]
@@ -212,12 +209,7 @@ def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward")
     axes[0][0].set_ylabel(f"best by {by}")
     axes[1][0].set_ylabel(f"worst by {by}")
     fig.suptitle("rollouts: GT green, predicted mask red (overlap yellow), box cyan, points o fg / x bg", fontsize=9)
-    fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out_png)
 
 
 def _components_html(row) -> str:

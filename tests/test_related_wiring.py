@@ -171,3 +171,17 @@ def test_fcot_cold_start_runs_sft_steps_on_cpu(tmp_path):
     info = json.loads((out / "warm_start.json").read_text())
     assert info["steps"] == 2 and np.isfinite(info["train_loss"])
     assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
+
+
+def test_negative_point_positions_counts_inside_outside_and_border(tmp_path):
+    from samr1lib.ablations import negative_point_positions
+
+    ans = {"bbox_2d": [40, 40, 60, 60], "point_2d": [50, 50], "label": "x",
+           "points_2d": [[50, 50], [45, 55], [70, 50], [2, 50], [50, 110]], "point_labels": [1, 0, 0, 0, 0]}
+    rows = [{"answer": ans, "policy_frame": [112, 112]}, {"answer": None}, {"answer": {"bbox_2d": [0, 0, 1, 1]}}]
+    path = tmp_path / "rollouts.rank0.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = negative_point_positions([str(path)])
+    assert out["answers"] == 1 and out["positive_in_box"] == 1 and out["positive_out_box"] == 0
+    assert out["negative_in_box"] == 1 and out["negative_out_box"] == 3
+    assert out["negative_at_border"] == 2  # x = 2 and y = 110 lie within 5 % of a side of the 112 frame
