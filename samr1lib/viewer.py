@@ -170,8 +170,10 @@ def _draw(ax, row, title: bool = True) -> None:
         iou = row.get("iou")
         fail = row.get("failure")
         status = f"IoU {iou:.2f}" if iou == iou and iou is not None else f"failed: {fail}"
+        query = str(row.get("query"))
+        query = query if len(query) <= 26 else query[:25] + "…"  # one line in a grid panel
         ax.set_title(f"step {row.get('step')} | R {row.get('reward', 0):.2f} | A {row.get('advantage', 0):+.2f}\n"
-                     f"{str(row.get('query'))[:40]} | {status}", fontsize=8)
+                     f"{query}\n{status}", fontsize=8)
 
 
 def render_rollout(row, size: float = 3.6) -> bytes:
@@ -198,7 +200,7 @@ def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward")
     ordered = sort_rollouts(df, by=by, descending=True)
     n = max(1, min(n, len(ordered)))
     best, worst = ordered.head(n), ordered.tail(n).iloc[::-1]
-    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.8), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 6.6), squeeze=False)
     for r, part in enumerate((best, worst)):
         for c in range(n):
             ax = axes[r][c]
