@@ -49,18 +49,23 @@ class Policy(Protocol):
 
 
 class HFPolicy:
-    """Qwen2.5-VL through transformers' ``generate`` (greedy by default), on CPU or GPU."""
+    """Qwen2.5-VL through transformers' ``generate`` (greedy by default), on CPU or GPU.
 
-    def __init__(self, model, processor, max_new_tokens: int = 256, greedy: bool = True, temperature: float = 1.0):
+    ``negative_points``: ask for labelled points too (the prompt a ``negative_points`` / Seg-R1 run was trained
+    on; a policy is evaluated on the prompt it was trained with)."""
+
+    def __init__(self, model, processor, max_new_tokens: int = 256, greedy: bool = True, temperature: float = 1.0,
+                 negative_points: bool = False):
         self.model, self.processor = model, processor
         self.max_new_tokens, self.greedy, self.temperature = max_new_tokens, greedy, temperature
+        self.negative_points = negative_points
         processor.tokenizer.padding_side = "left"  # decoder-only batched generation pads on the left
 
     def generate(self, images: Sequence[Any], queries: Sequence[str]) -> list[str]:
         import torch
 
-        texts = [self.processor.apply_chat_template(build_messages(q), tokenize=False, add_generation_prompt=True)
-                 for q in queries]
+        texts = [self.processor.apply_chat_template(build_messages(q, self.negative_points), tokenize=False,
+                                                    add_generation_prompt=True) for q in queries]
         inputs = self.processor(text=texts, images=list(images), padding=True, return_tensors="pt")
         inputs = inputs.to(self.model.device)
         kwargs = {"do_sample": False} if self.greedy else {"do_sample": True, "temperature": self.temperature}
@@ -73,17 +78,20 @@ class HFPolicy:
 class VLLMPolicy:
     """vLLM generation (GPU only; ``pip install samr1lib[gpu]``). Same prompts as HFPolicy."""
 
-    def __init__(self, model_path: str, max_new_tokens: int = 256, greedy: bool = True, **llm_kwargs):
+    def __init__(self, model_path: str, max_new_tokens: int = 256, greedy: bool = True, negative_points: bool = False,
+                 **llm_kwargs):
         from transformers import AutoProcessor
         from vllm import LLM, SamplingParams
 
         self.processor = AutoProcessor.from_pretrained(model_path)
         self.llm = LLM(model=model_path, limit_mm_per_prompt={"image": 1}, **llm_kwargs)
         self.params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0 if greedy else 1.0)
+        self.negative_points = negative_points
 
     def generate(self, images: Sequence[Any], queries: Sequence[str]) -> list[str]:
         requests = [
-            {"prompt": self.processor.apply_chat_template(build_messages(q), tokenize=False, add_generation_prompt=True),
+            {"prompt": self.processor.apply_chat_template(build_messages(q, self.negative_points), tokenize=False,
+                                                          add_generation_prompt=True),
              "multi_modal_data": {"image": img}}
             for img, q in zip(images, queries)
         ]
@@ -310,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vote-ratio", type=float, default=0.2, help="voting: minimum share of votes of a cluster")
     p.add_argument("--no-object-ratio", type=float, default=0.5, help="voting: share of no-object votes that wins")
     p.add_argument("--all-queries", action="store_true", help="ReasonSeg: one sample per query, not only the first")
+    p.add_argument("--negative-points", action="store_true",
+                   help="prompt for labelled fg/bg points too: for a policy trained with negative_points != none or "
+                        "Seg-R1's cold start (evaluate on the prompt the policy was trained with)")
     args = p.parse_args(argv)
 
     from .policy import load_policy
@@ -322,10 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         segmenter = build_segmenter("grabcut")
     if args.vllm:
-        policy: Policy = VLLMPolicy(args.policy, args.max_new_tokens, greedy=not args.sample)
+        policy: Policy = VLLMPolicy(args.policy, args.max_new_tokens, greedy=not args.sample,
+                                    negative_points=args.negative_points)
     else:
         model, processor = load_policy(args.policy, device=device, dtype=args.dtype)
-        policy = HFPolicy(model, processor, args.max_new_tokens, greedy=not (args.sample or args.vote))
+        policy = HFPolicy(model, processor, args.max_new_tokens, greedy=not (args.sample or args.vote),
+                          negative_points=args.negative_points)
     t0 = time.time()
     vote_kwargs = dict(iou_threshold=args.vote_iou, min_vote_ratio=args.vote_ratio, no_object_ratio=args.no_object_ratio)
     summary = evaluate(records, policy, segmenter, args.out, args.dataset, args.split, args.batch_size,

@@ -125,14 +125,17 @@ def loose_answer(
 
 
 def build_sft_dataset(records: Sequence[dict], out_dir: str | os.PathLike, size: int = 112, copies: int = 2,
-                      seed: int = 0, **loose_kw):
+                      seed: int = 0, negative_points: bool = False, **loose_kw):
     """The policy dataset of ``records`` with a ``completion`` column: ``copies`` loose answers per record
-    (different jitters, so SFT learns the loose distribution rather than one box per image)."""
+    (different jitters, so SFT learns the loose distribution rather than one box per image).
+
+    ``negative_points``: the prompts ask for labelled points too (the prompt of the negative-points variants); the
+    answers stay box + point + label, as an instruct model that follows the format but emits no labelled points."""
     from datasets import concatenate_datasets
 
     from .data import build_policy_dataset
 
-    base = build_policy_dataset(records, str(Path(out_dir) / "policy"), size=size)
+    base = build_policy_dataset(records, str(Path(out_dir) / "policy"), size=size, negative_points=negative_points)
     rng = np.random.default_rng(seed)
     parts = []
     for c in range(copies):
@@ -247,14 +250,16 @@ def tier_summary(rows: Sequence[dict], tiers=None) -> dict[str, float]:
 
 def evaluate_policy(policy_dir: str | os.PathLike, records: Sequence[dict], out_dir: str | os.PathLike,
                     size: int = 112, max_new_tokens: int = 64, batch_size: int = 64, grabcut_iterations: int = 3,
-                    show_progress: bool = True) -> dict[str, float]:
-    """Greedy evaluation on ``records`` (GrabCut masks); returns :func:`tier_summary` (+ written files)."""
+                    show_progress: bool = True, negative_points: bool = False) -> dict[str, float]:
+    """Greedy evaluation on ``records`` (GrabCut masks); returns :func:`tier_summary` (+ written files).
+
+    ``negative_points``: the prompt asks for labelled points too (use the prompt the policy was trained on)."""
     from .evaluate import HFPolicy, evaluate
     from .policy import load_policy
     from .segmenters import build_segmenter
 
     model, processor = load_policy(policy_dir)
-    policy = HFPolicy(model, processor, max_new_tokens=max_new_tokens, greedy=True)
+    policy = HFPolicy(model, processor, max_new_tokens=max_new_tokens, greedy=True, negative_points=negative_points)
     evaluate(records, policy, build_segmenter("grabcut", iterations=grabcut_iterations), str(out_dir), "toy",
              "heldout", batch_size=batch_size, size=size, show_progress=show_progress)
     with open(Path(out_dir) / "samples.jsonl") as f:
@@ -307,6 +312,11 @@ def _cfg(root: Path, seed: int, name: str, control: str, overrides: Sequence[str
                                          f"control={control}", f"output_dir={root / f'seed{seed}' / name}", *overrides])
 
 
+def _labelled_points_prompt(cfg) -> bool:
+    """Whether a run of ``cfg`` prompts for labelled fg/bg points (what train.build_dataset asks for)."""
+    return cfg.negative_points != "none"
+
+
 def default_root(scale: str) -> str:
     """Where a scale's toy pipeline keeps its runs: ``runs/toy_bench`` (the benchmark's) or ``runs/smoke_toy``."""
     _scale(scale)
@@ -347,15 +357,19 @@ def prepare(root: str | os.PathLike, seed: int = 0, overrides: Sequence[str] = (
         build_tiny_policy(policy, seed=seed, **TOY_POLICY)
     # SAM-R1 / StAR start from an instruct model (here: the loose warm start); Seg-R1 from an SFT cold start on
     # FCoT data (PAPER.md §7; here the synthetic FCoT set of build_fcot_dataset)
-    fcot = cfg.seg_reward == "segr1"
-    warm = base / ("cold_start_fcot" if fcot else "warm_start")
+    # The warm start is trained on the prompt the GRPO run will use (as an instruct model follows whichever
+    # instruction it is given): the labelled-points prompt for negative_points != none. The loose answers stay
+    # box + point + label there, so labelled points are left for the RL to discover (Appendix A.2).
+    fcot, neg = cfg.seg_reward == "segr1", _labelled_points_prompt(cfg)
+    warm = base / ("cold_start_fcot" if fcot else "warm_start_labelled_points" if neg else "warm_start")
     if not (warm / "warm_start.json").exists():
         rec = _scale(scale)["warm_start"]
         if fcot:
             ds = build_fcot_dataset(train_records(cfg.data_root), base / "fcot_data", size=cfg.image_size)
         else:
-            ds = build_sft_dataset(train_records(cfg.data_root), base / "sft_data", size=cfg.image_size,
-                                   copies=rec["copies"], seed=seed, shift=rec["shift"], enlarge=rec["enlarge"])
+            ds = build_sft_dataset(train_records(cfg.data_root), base / f"sft_data{'_labelled_points' if neg else ''}",
+                                   size=cfg.image_size, copies=rec["copies"], seed=seed, negative_points=neg,
+                                   shift=rec["shift"], enlarge=rec["enlarge"])
         warm_start(policy, ds, warm, epochs=rec["epochs"], learning_rate=rec["learning_rate"],
                    batch_size=rec["batch_size"], seed=seed)
     before_path = base / f"eval_{warm.name}" / "tier_summary.json"
@@ -363,7 +377,8 @@ def prepare(root: str | os.PathLike, seed: int = 0, overrides: Sequence[str] = (
         before = json.loads(before_path.read_text())
     else:
         before = evaluate_policy(warm, heldout_records(cfg.data_root), before_path.parent, size=cfg.image_size,
-                                 max_new_tokens=cfg.max_completion_length, show_progress=show_progress)
+                                 max_new_tokens=cfg.max_completion_length, show_progress=show_progress,
+                                 negative_points=neg)
     return {"world": world, "policy": str(policy), "warm_start": str(warm), "before": before,
             "warm_start_info": json.loads((warm / "warm_start.json").read_text()), "seconds": time.time() - t0}
 
@@ -397,7 +412,8 @@ def run_variant(root: str | os.PathLike, seed: int = 0, name: str = "grpo", over
     train(cfg)
     t_train = time.time() - t0
     after = evaluate_policy(out / "final", heldout_records(cfg.data_root), out / "eval", size=cfg.image_size,
-                            max_new_tokens=cfg.max_completion_length, show_progress=show_progress)
+                            max_new_tokens=cfg.max_completion_length, show_progress=show_progress,
+                            negative_points=_labelled_points_prompt(cfg))
     result = {
         "seed": seed, "name": name, "scale": scale, "control": control, "overrides": list(overrides),
         "before": prep["before"], "after": after,

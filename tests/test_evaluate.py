@@ -163,3 +163,25 @@ def test_two_processes_split_and_gather(worlds, tiny_policy_dir, tmp_path):
     rows = [json.loads(l) for l in open(out / "samples.jsonl")]
     assert len(rows) == 4 and {r["rank"] for r in rows} == {0, 1}
     assert json.load(open(out / "summary.json"))["n"] == 4
+
+
+def test_hf_policy_asks_for_labelled_points_when_trained_to(tiny_policy_dir):
+    """A negative-points or Seg-R1 policy is evaluated on the prompt it was trained with."""
+    from PIL import Image
+
+    from samr1lib.policy import load_policy
+    from samr1lib.schema import NEGATIVE_POINTS_SUFFIX
+
+    model, processor = load_policy(tiny_policy_dir)
+    seen = []
+    original = processor.apply_chat_template
+
+    def recording(messages, **kw):
+        seen.append(messages[-1]["content"][-1]["text"])
+        return original(messages, **kw)
+
+    processor.apply_chat_template = recording
+    img = Image.fromarray(np.zeros((56, 56, 3), np.uint8))
+    HFPolicy(model, processor, max_new_tokens=2).generate([img], ["the red circle"])
+    HFPolicy(model, processor, max_new_tokens=2, negative_points=True).generate([img], ["the red circle"])
+    assert not seen[0].endswith(NEGATIVE_POINTS_SUFFIX) and seen[1].endswith(NEGATIVE_POINTS_SUFFIX)

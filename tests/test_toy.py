@@ -112,3 +112,24 @@ def test_toy_pipeline_few_steps_end_to_end_and_shuffled_control(tmp_path):
         assert earned == trained  # the same rewards, handed to other completions
     assert any(abs(row["trained_reward"] - row["reward"]) > 1e-6 for row in rows) or \
         len({round(row["reward"], 6) for row in rows}) == 1
+
+
+def test_negative_point_variants_warm_start_on_their_own_prompt(tmp_path):
+    """The labelled-points variants start from a warm start trained on the labelled-points prompt (with answers
+    that carry no labelled points), and are scored on that prompt; the other runs keep the plain warm start."""
+    from samr1lib.schema import NEGATIVE_POINTS_SUFFIX
+
+    world = toy.write_toy_world(tmp_path / "w", n_train_images=4, n_heldout=4)
+    assert world["counts"]["train"]
+    recs = toy.train_records(tmp_path / "w")
+    ds = toy.build_sft_dataset(recs, tmp_path / "sft", copies=1, negative_points=True)
+    for row in ds:
+        assert row["prompt"][-1]["content"][-1]["text"].endswith(NEGATIVE_POINTS_SUFFIX)
+        assert parse_completion(row["completion"][0]["content"][0]["text"]).answer.objects[0].points == ()
+    plain = toy.build_sft_dataset(recs, tmp_path / "sft_plain", copies=1)
+    assert not plain[0]["prompt"][-1]["content"][-1]["text"].endswith(NEGATIVE_POINTS_SUFFIX)
+
+    prep = toy.prepare(tmp_path / "root", seed=0, overrides=["negative_points=free"], show_progress=False,
+                       scale="smoke")
+    assert prep["warm_start"].endswith("warm_start_labelled_points")
+    assert prep["before"]["n"] == 8
