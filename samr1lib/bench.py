@@ -132,7 +132,7 @@ def learning_main(args) -> int:
     res = run_variant(out, seed=args.seed, name=name, overrides=overrides, control=args.control, scale=args.scale)
     print(f"{args.scale} scale, {out}, seed {args.seed}, control {args.control}: {res['steps']} GRPO steps "
           f"(warm start {res['seconds']['warm_start']:.0f} s, GRPO {res['seconds']['grpo']:.0f} s, "
-          f"this call {time.time() - t0:.0f} s)")
+          f"this call {time.time() - t0:.0f} s; {res.get('torch_threads', '?')} torch CPU threads)")
     from pathlib import Path
 
     from .plots import training_curves

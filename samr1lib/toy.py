@@ -389,11 +389,12 @@ def run_variant(root: str | os.PathLike, seed: int = 0, name: str = "grpo", over
 
     Writes ``root/seed{seed}/{name}/result.json`` (before/after summaries, timings, the config) and returns it;
     a finished variant is not rerun."""
+    import dataclasses
     import time
 
-    from .train import train
+    import torch
 
-    import dataclasses
+    from .train import train
 
     root = Path(root)
     out = root / f"seed{seed}" / name
@@ -421,6 +422,8 @@ def run_variant(root: str | os.PathLike, seed: int = 0, name: str = "grpo", over
         "seconds": {"warm_start": prep["warm_start_info"]["seconds"], "grpo": round(t_train, 1),
                     "total_this_call": round(time.time() - t0 + prep["seconds"], 1)},
         "steps": cfg.max_steps, "metrics": str(out / "metrics.jsonl"), "config": wanted,
+        # CPU float sums depend on the thread count: runs are bitwise repeatable for the same count only
+        "torch_threads": torch.get_num_threads(),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))
     return result
