@@ -237,7 +237,11 @@ def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[
         ax.set_xlim(-1.6, 2.6)
         ax.set_ylim(2.6, -1.6)
         ax.set_title(f"{label}\n{pos['answers']} answers with labelled points", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        if rel["pos"] or rel["neg"]:
+            ax.legend(fontsize=7, loc="lower right")
+        else:
+            ax.text(0.5, 0.1, "no labelled points in any rollout", ha="center", va="center", fontsize=8,
+                    color="grey", transform=ax.transAxes)
     fig.suptitle("labelled points relative to the answer's box (box = unit square, clipped at -1.5 / 2.5)", fontsize=9)
     _save(fig, out_png)
     return counts
