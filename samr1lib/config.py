@@ -190,6 +190,11 @@ class TrainConfig:
     # generation batch before the advantages, destroying the signal while keeping its distribution (issue 7).
     control: str = "none"
 
+    @property
+    def labelled_points_prompt(self) -> bool:
+        """Whether the prompt asks for labelled fg/bg points too (any negative-points variant, Seg-R1)."""
+        return self.negative_points != "none"
+
 
 # Presets: the paper run is the dataclass's defaults; the CPU presets override what a CPU needs.
 PRESETS: dict[str, dict[str, Any]] = {

@@ -48,6 +48,12 @@ class Policy(Protocol):
     def generate(self, images: Sequence[Any], queries: Sequence[str]) -> list[str]: ...
 
 
+def _prompt_text(processor, query: str, negative_points: bool) -> str:
+    """The chat-templated prompt of one query, ready for generation (the same for every generation backend)."""
+    return processor.apply_chat_template(build_messages(query, negative_points), tokenize=False,
+                                         add_generation_prompt=True)
+
+
 class HFPolicy:
     """Qwen2.5-VL through transformers' ``generate`` (greedy by default), on CPU or GPU.
 
@@ -64,8 +70,7 @@ class HFPolicy:
     def generate(self, images: Sequence[Any], queries: Sequence[str]) -> list[str]:
         import torch
 
-        texts = [self.processor.apply_chat_template(build_messages(q, self.negative_points), tokenize=False,
-                                                    add_generation_prompt=True) for q in queries]
+        texts = [_prompt_text(self.processor, q, self.negative_points) for q in queries]
         inputs = self.processor(text=texts, images=list(images), padding=True, return_tensors="pt")
         inputs = inputs.to(self.model.device)
         kwargs = {"do_sample": False} if self.greedy else {"do_sample": True, "temperature": self.temperature}
@@ -90,9 +95,7 @@ class VLLMPolicy:
 
     def generate(self, images: Sequence[Any], queries: Sequence[str]) -> list[str]:
         requests = [
-            {"prompt": self.processor.apply_chat_template(build_messages(q, self.negative_points), tokenize=False,
-                                                          add_generation_prompt=True),
-             "multi_modal_data": {"image": img}}
+            {"prompt": _prompt_text(self.processor, q, self.negative_points), "multi_modal_data": {"image": img}}
             for img, q in zip(images, queries)
         ]
         return [o.outputs[0].text for o in self.llm.generate(requests, self.params)]

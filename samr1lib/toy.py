@@ -312,11 +312,6 @@ def _cfg(root: Path, seed: int, name: str, control: str, overrides: Sequence[str
                                          f"control={control}", f"output_dir={root / f'seed{seed}' / name}", *overrides])
 
 
-def _labelled_points_prompt(cfg) -> bool:
-    """Whether a run of ``cfg`` prompts for labelled fg/bg points (what train.build_dataset asks for)."""
-    return cfg.negative_points != "none"
-
-
 def default_root(scale: str) -> str:
     """Where a scale's toy pipeline keeps its runs: ``runs/toy_bench`` (the benchmark's) or ``runs/smoke_toy``."""
     _scale(scale)
@@ -360,7 +355,7 @@ def prepare(root: str | os.PathLike, seed: int = 0, overrides: Sequence[str] = (
     # The warm start is trained on the prompt the GRPO run will use (as an instruct model follows whichever
     # instruction it is given): the labelled-points prompt for negative_points != none. The loose answers stay
     # box + point + label there, so labelled points are left for the RL to discover (Appendix A.2).
-    fcot, neg = cfg.seg_reward == "segr1", _labelled_points_prompt(cfg)
+    fcot, neg = cfg.seg_reward == "segr1", cfg.labelled_points_prompt
     warm = base / ("cold_start_fcot" if fcot else "warm_start_labelled_points" if neg else "warm_start")
     if not (warm / "warm_start.json").exists():
         rec = _scale(scale)["warm_start"]
@@ -414,7 +409,7 @@ def run_variant(root: str | os.PathLike, seed: int = 0, name: str = "grpo", over
     t_train = time.time() - t0
     after = evaluate_policy(out / "final", heldout_records(cfg.data_root), out / "eval", size=cfg.image_size,
                             max_new_tokens=cfg.max_completion_length, show_progress=show_progress,
-                            negative_points=_labelled_points_prompt(cfg))
+                            negative_points=cfg.labelled_points_prompt)
     result = {
         "seed": seed, "name": name, "scale": scale, "control": control, "overrides": list(overrides),
         "before": prep["before"], "after": after,

@@ -194,7 +194,7 @@ def build_dataset(cfg: TrainConfig):
         raise ValueError(f"n_train={cfg.n_train} but {where} has only {len(records)} records")
     records = sample_refer(records, n=cfg.n_train, seed=cfg.data_seed)
     return build_policy_dataset(records, str(out), size=(cfg.image_size, cfg.image_size),
-                                negative_points=cfg.negative_points != "none")
+                                negative_points=cfg.labelled_points_prompt)
 
 
 def build_segmenter_for(cfg: TrainConfig, device: Any):

@@ -116,7 +116,8 @@ def test_toy_pipeline_few_steps_end_to_end_and_shuffled_control(tmp_path):
 
 def test_negative_point_variants_warm_start_on_their_own_prompt(tmp_path):
     """The labelled-points variants start from a warm start trained on the labelled-points prompt (with answers
-    that carry no labelled points), and are scored on that prompt; the other runs keep the plain warm start."""
+    that carry no labelled points); the other runs keep the plain warm start. (That HFPolicy scores on the
+    labelled-points prompt when asked is test_evaluate's.)"""
     from samr1lib.schema import NEGATIVE_POINTS_SUFFIX
 
     world = toy.write_toy_world(tmp_path / "w", n_train_images=4, n_heldout=4)
