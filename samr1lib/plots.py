@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -68,7 +68,9 @@ def training_curves(
     plt = _plt()
     keys = dict(keys) if isinstance(keys, Mapping) else {k: k for k in keys}
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.3), squeeze=False)
-    for label, paths in runs.items():
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    legend: dict[str, Any] = {}  # label -> a line, from whichever panel has that run (not every run logs every key)
+    for i, (label, paths) in enumerate(runs.items()):
         paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
         per_seed = [read_metrics(p) for p in paths]
         for ax, (key, name) in zip(axes[0], keys.items()):
@@ -80,14 +82,16 @@ def training_curves(
             steps = series[0][0][:n]
             vals = np.stack([v[:n] for _, v in series])
             mean = vals.mean(0)
-            (line,) = ax.plot(steps, mean, label=f"{label}" + (f" (n={len(series)})" if len(series) > 1 else ""))
+            text = f"{label}" + (f" (n={len(series)})" if len(series) > 1 else "")
+            (line,) = ax.plot(steps, mean, color=colours[i % len(colours)], label=text)
+            legend.setdefault(text, line)
             if len(series) > 1:
                 sd = vals.std(0)
                 ax.fill_between(steps, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, linewidth=0)
             ax.set_title(name, fontsize=10)
             ax.set_xlabel("GRPO step")
             ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    labels, handles = list(legend), list(legend.values())
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
     if title:
