@@ -152,6 +152,7 @@ def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2)
                          ("parse_failure_rate", "parse failures")):
             row[f"ours {col}"] = _fmt([r["after"][key] for r in results])
         row["ours Δ mean tier"] = _fmt([r["change_in_mean_tier"] for r in results])
+        row["ours Δ per seed"] = " / ".join(f"{r['change_in_mean_tier']:+.2f}" for r in results)  # the noise, visible
         if isinstance(v.paper, dict):
             row.update({f"paper {k}": val for k, val in v.paper.items()})
             row["paper (7B, 8 GPUs)"] = ""

@@ -48,6 +48,8 @@ __all__ = [
     "ensure_world",
     "prepare",
     "run_variant",
+    "box_centre_correlation",
+    "localisation_probe",
 ]
 
 HELDOUT_IMAGES = 512  # issue 7: a fixed held-out set of 512 images
@@ -194,10 +196,11 @@ def build_fcot_dataset(records: Sequence[dict], out_dir: str | os.PathLike, size
 
 def warm_start(
     policy_dir: str | os.PathLike, dataset, out_dir: str | os.PathLike, epochs: float = 1.0, learning_rate: float = 2e-3,
-    batch_size: int = 16, seed: int = 0,
+    batch_size: int = 16, seed: int = 0, max_steps: int = -1,
 ) -> Path:
     """Supervised warm start with TRL's ``SFTTrainer`` (loss on the completion only); saves model and
-    processor to ``out_dir`` and returns it. Skips the work when ``out_dir`` already holds the result."""
+    processor to ``out_dir`` and returns it. Skips the work when ``out_dir`` already holds the result.
+    ``max_steps`` > 0 trains exactly that many steps (cycling the data) instead of ``epochs``."""
     out = Path(out_dir)
     if (out / "warm_start.json").exists():
         return out
@@ -211,7 +214,8 @@ def warm_start(
 
     model, processor = load_policy(policy_dir)
     args = SFTConfig(
-        output_dir=str(out / "trainer"), num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+        output_dir=str(out / "trainer"), num_train_epochs=epochs, max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
         learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=10, logging_steps=10,
         save_strategy="no", report_to="none", seed=seed, use_cpu=not torch.cuda.is_available(), bf16=False,
         max_length=None, completion_only_loss=True, dataloader_num_workers=0,
@@ -223,7 +227,8 @@ def warm_start(
     AutoProcessor.from_pretrained(policy_dir).save_pretrained(str(out))
     history = [h for h in trainer.state.log_history if "loss" in h]
     (out / "warm_start.json").write_text(json.dumps({
-        "from": str(policy_dir), "rows": len(dataset), "epochs": epochs, "learning_rate": learning_rate,
+        "from": str(policy_dir), "rows": len(dataset), "epochs": epochs, "max_steps": max_steps,
+        "learning_rate": learning_rate,
         "batch_size": batch_size, "steps": int(trainer.state.global_step), "seconds": round(time.time() - t0, 1),
         "final_loss": history[-1]["loss"] if history else None, "train_loss": result.training_loss, "loss_curve": history,
     }, indent=2))
@@ -421,4 +426,81 @@ def run_variant(root: str | os.PathLike, seed: int = 0, name: str = "grpo", over
         "torch_threads": torch.get_num_threads(),
     }
     (out / "result.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+# --------------------------------------------------------------------------- can the tiny policy localise at all?
+
+def box_centre_correlation(rows: Sequence[dict]) -> dict[str, float]:
+    """Pearson correlation of predicted and GT box centres, in x and in y, over the evaluation rows that have
+    both boxes: how much image-dependent position the answers carry (about 0: image-blind). A prediction that
+    does not vary carries no position: 0. ``n`` is the number of rows used."""
+    pairs = [(r["pred_box"], r["gt_box"]) for r in rows if r.get("pred_box") and r.get("gt_box")]
+    out: dict[str, float] = {"n": len(pairs)}
+    for axis, (a, b) in (("x", (0, 2)), ("y", (1, 3))):
+        pred = np.array([(p[a] + p[b]) / 2 for p, _ in pairs], dtype=float)
+        gt = np.array([(g[a] + g[b]) / 2 for _, g in pairs], dtype=float)
+        ok = len(pairs) >= 2 and pred.std() > 0 and gt.std() > 0
+        out[f"corr_{axis}"] = float(np.corrcoef(pred, gt)[0, 1]) if ok else 0.0
+    return out
+
+
+def localisation_probe(
+    root: str | os.PathLike, steps: int = 500, max_objects: int = 1, position_gradient: float = 0.5, seed: int = 0,
+    policy: dict[str, int] | None = None, n_train_images: int = 1000, n_heldout: int = 128,
+    learning_rate: float = 2e-3, batch_size: int = 16, show_progress: bool = True,
+) -> dict[str, Any]:
+    """Does supervised training on EXACT boxes make the tiny policy localise? The question under issue 7's
+    target: GRPO can only sharpen what the policy can express, and a policy whose boxes ignore the image can
+    only learn image-independent boxes.
+
+    Writes a toy world (``max_objects`` = 1: one shape per image, so the query need not be read), builds the
+    tiny policy (:data:`TOY_POLICY` updated by ``policy``), fine-tunes it for ``steps`` steps on exact answers
+    (:func:`build_sft_dataset` with no jitter and no enlargement), evaluates greedily on the held-out images
+    and returns :func:`tier_summary` + :func:`box_centre_correlation` + timings (saved as ``root/probe.json``;
+    a finished probe is read back, not rerun)."""
+    import inspect
+
+    from .policy import build_tiny_policy
+
+    root = Path(root)
+    shape = dict(TOY_POLICY, **(policy or {}))
+    asked = dict(steps=steps, max_objects=max_objects, position_gradient=position_gradient, seed=seed, policy=shape,
+                 n_train_images=n_train_images, n_heldout=n_heldout, learning_rate=learning_rate,
+                 batch_size=batch_size)
+    done = root / "probe.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        if saved.get("asked") != asked:
+            raise ValueError(f"{root} holds a probe run with other settings ({saved.get('asked')}, asked {asked}); "
+                             "use another folder or delete it")
+        return saved
+    known = set(inspect.signature(build_tiny_policy).parameters) - {"out_dir", "seed"}
+    bad = sorted(set(shape) - known)
+    if bad:
+        raise ValueError(f"unknown tiny-policy argument(s) {bad}; build_tiny_policy takes {sorted(known)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    write_toy_world(root / "world", n_train_images=n_train_images, n_heldout=n_heldout,
+                    position_gradient=position_gradient, max_objects=max_objects, seed=seed)
+    pol = root / "tiny_policy"
+    if not (pol / "tiny_policy.json").exists():
+        build_tiny_policy(pol, seed=seed, **shape)
+    ds = build_sft_dataset(train_records(root / "world"), root / "sft_data", copies=1, seed=seed, shift=0.0,
+                           enlarge=(1.0, 1.0))
+    ws = warm_start(pol, ds, root / "exact_sft", max_steps=steps, learning_rate=learning_rate, batch_size=batch_size,
+                    seed=seed)
+    info = json.loads((ws / "warm_start.json").read_text())
+    summary = evaluate_policy(ws, heldout_records(root / "world"), root / "eval", show_progress=show_progress)
+    with open(root / "eval" / "samples.jsonl") as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    import torch
+
+    result = {
+        "sft_steps": info["steps"], "max_objects": max_objects, "position_gradient": position_gradient, "seed": seed,
+        "policy": shape, "n_train_rows": len(ds), "sft_seconds": info["seconds"], "final_loss": info["final_loss"],
+        **summary, **{k: v for k, v in box_centre_correlation(rows).items() if k != "n"},
+        "torch_threads": torch.get_num_threads(), "asked": asked,
+    }
+    done.write_text(json.dumps(result, indent=2))
     return result

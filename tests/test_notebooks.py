@@ -2,6 +2,7 @@
 papermill at smoke scale with its metrics JSON asserted on. Executed copies go to the ignored runs/notebooks/."""
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -109,6 +110,7 @@ def test_ablation_notebooks(executed, name, n_variants):
     assert m["scale"] == "smoke" and len(m["variants"]) == n_variants
     for v in m["variants"]:
         assert v["seeds"] == 1 and v["scale"] == "smoke" and "ours mean tier" in v and "paper (7B, 8 GPUs)" in v
+        assert re.fullmatch(r"[+-]\d+\.\d\d", v["ours Δ per seed"])  # one seed at smoke scale: one signed value
     assert Path(m["figure"]).stat().st_size > 5000
 
 

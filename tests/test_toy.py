@@ -134,3 +134,43 @@ def test_negative_point_variants_warm_start_on_their_own_prompt(tmp_path):
                        scale="smoke")
     assert prep["warm_start"].endswith("warm_start_labelled_points")
     assert prep["before"]["n"] == 8
+
+
+def _row(pred, gt):
+    return {"pred_box": pred, "gt_box": gt}
+
+
+def test_box_centre_correlation_on_crafted_boxes():
+    gts = [[10, 20, 30, 40], [50, 5, 70, 25], [80, 60, 100, 90], [0, 90, 20, 110]]
+    exact = toy.box_centre_correlation([_row(g, g) for g in gts])
+    assert exact == pytest.approx({"n": 4, "corr_x": 1.0, "corr_y": 1.0})
+    # mirrored in x (x -> 112 - x), same y: anti-correlated in x only
+    mirrored = [[112 - g[2], g[1], 112 - g[0], g[3]] for g in gts]
+    r = toy.box_centre_correlation([_row(m, g) for m, g in zip(mirrored, gts)])
+    assert r["corr_x"] == pytest.approx(-1.0) and r["corr_y"] == pytest.approx(1.0)
+    # one box for every image (image-blind) carries no position; a failed parse (no pred_box) is left out
+    blind = toy.box_centre_correlation([_row([30, 30, 80, 80], g) for g in gts] + [_row(None, gts[0])])
+    assert blind == {"n": 4, "corr_x": 0.0, "corr_y": 0.0}
+    assert toy.box_centre_correlation([]) == {"n": 0, "corr_x": 0.0, "corr_y": 0.0}
+
+
+@pytest.mark.slow
+def test_localisation_probe_cli_few_steps_and_clear_errors(tmp_path):
+    out = tmp_path / "probe"
+    cmd = [sys.executable, "-m", "samr1lib.bench", "localisation", "--steps", "2", "--train-images", "6",
+           "--heldout", "4", "--out", str(out)]
+    r = subprocess.run(cmd + ["hidden_size=32"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    last = r.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"box-centre correlation with the GT: x [+-]\d\.\d\d, y [+-]\d\.\d\d \(0: image-blind\)", last)
+    res = json.loads((out / "probe.json").read_text())
+    assert res["sft_steps"] == 2 and res["n"] == 4 and res["policy"]["hidden_size"] == 32
+    assert res["max_objects"] == 1 and -1 <= res["corr_x"] <= 1 and np.isfinite(res["corr_y"])
+    assert json.loads((out / "world" / "toy_world.json").read_text())["params"]["max_objects"] == 1
+    # the same folder asked with other settings: refused, naming what differs
+    r = subprocess.run(cmd + ["hidden_size=64"], capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0 and "other settings" in r.stderr
+    for bad, said in (("hidden=32", "unknown tiny-policy argument(s) ['hidden']"),
+                      ("hidden_size=big", "key=positive integer")):
+        r = subprocess.run(cmd[:-1] + [str(tmp_path / "other"), bad], capture_output=True, text=True, timeout=600)
+        assert r.returncode != 0 and said in r.stderr, r.stderr[-500:]
