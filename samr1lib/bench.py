@@ -169,12 +169,9 @@ def localisation_main(args) -> int:
     tag = "_".join([f"steps{args.steps}", f"obj{args.max_objects}", f"grad{args.position_gradient:g}",
                     f"seed{args.seed}", *(f"{k}{v}" for k, v in sorted(policy.items()))])
     out = args.out or f"runs/localisation/{tag}"
-    try:
-        res = localisation_probe(out, steps=args.steps, max_objects=args.max_objects,
-                                 position_gradient=args.position_gradient, seed=args.seed, policy=policy,
-                                 n_train_images=args.train_images, n_heldout=args.heldout)
-    except ValueError as e:
-        raise SystemExit(f"error: {e}") from None
+    res = localisation_probe(out, steps=args.steps, max_objects=args.max_objects,
+                             position_gradient=args.position_gradient, seed=args.seed, policy=policy,
+                             n_train_images=args.train_images, n_heldout=args.heldout)
     print(f"{out}: exact-box SFT, {res['sft_steps']} steps of {res['asked']['batch_size']} on "
           f"{res['n_train_rows']} expressions "
           f"({res['sft_seconds']:.0f} s, {res['torch_threads']} torch CPU threads), policy {res['policy']}")

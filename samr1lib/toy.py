@@ -253,6 +253,12 @@ def tier_summary(rows: Sequence[dict], tiers=None) -> dict[str, float]:
     }
 
 
+def _samples(eval_dir: str | os.PathLike) -> list[dict]:
+    """The per-sample rows an evaluation wrote (``samples.jsonl``)."""
+    with open(Path(eval_dir) / "samples.jsonl") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def evaluate_policy(policy_dir: str | os.PathLike, records: Sequence[dict], out_dir: str | os.PathLike,
                     size: int = 112, max_new_tokens: int = 64, batch_size: int = 64, grabcut_iterations: int = 3,
                     show_progress: bool = True, negative_points: bool = False) -> dict[str, float]:
@@ -267,9 +273,7 @@ def evaluate_policy(policy_dir: str | os.PathLike, records: Sequence[dict], out_
     policy = HFPolicy(model, processor, max_new_tokens=max_new_tokens, greedy=True, negative_points=negative_points)
     evaluate(records, policy, build_segmenter("grabcut", iterations=grabcut_iterations), str(out_dir), "toy",
              "heldout", batch_size=batch_size, size=size, show_progress=show_progress)
-    with open(Path(out_dir) / "samples.jsonl") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    summary = tier_summary(rows)
+    summary = tier_summary(_samples(out_dir))
     (Path(out_dir) / "tier_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -461,6 +465,8 @@ def localisation_probe(
     a finished probe is read back, not rerun)."""
     import inspect
 
+    import torch
+
     from .policy import build_tiny_policy
 
     root = Path(root)
@@ -492,14 +498,10 @@ def localisation_probe(
                     seed=seed)
     info = json.loads((ws / "warm_start.json").read_text())
     summary = evaluate_policy(ws, heldout_records(root / "world"), root / "eval", show_progress=show_progress)
-    with open(root / "eval" / "samples.jsonl") as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    import torch
-
     result = {
         "sft_steps": info["steps"], "max_objects": max_objects, "position_gradient": position_gradient, "seed": seed,
         "policy": shape, "n_train_rows": len(ds), "sft_seconds": info["seconds"], "final_loss": info["final_loss"],
-        **summary, **{k: v for k, v in box_centre_correlation(rows).items() if k != "n"},
+        **summary, **{k: v for k, v in box_centre_correlation(_samples(root / "eval")).items() if k != "n"},
         "torch_threads": torch.get_num_threads(), "asked": asked,
     }
     done.write_text(json.dumps(result, indent=2))
