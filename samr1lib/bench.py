@@ -15,7 +15,8 @@ the completions of each batch (the signal destroyed, its distribution kept).
 
 ``localisation`` asks the question under the learning benchmark: does supervised training on EXACT boxes
 make the tiny policy localise at all (samr1lib.toy.localisation_probe)? It prints held-out box IoU, mean
-tier and the correlation of predicted with GT box centres (about 0: the answers ignore the image).
+tier, the correlation of predicted with GT box centres (about 0: the answers ignore the image) and the
+completion loss with each answer's own image vs another's (equal: the answers do not depend on the image).
 """
 
 from __future__ import annotations
@@ -180,6 +181,8 @@ def localisation_main(args) -> int:
     print("| held-out | value |\n|---|---:|")
     for key in ("mean_box_iou", "mean_tier", "gIoU", "parse_failure_rate", "corr_x", "corr_y"):
         print(f"| {key} | {res[key]:.3f} |")
+    print(f"held-out completion loss with each answer's own image {res['loss_own_image']:.4f}, with another "
+          f"image {res['loss_other_image']:.4f} (equal: the answers ignore the image)")
     print(f"box-centre correlation with the GT: x {res['corr_x']:+.2f}, y {res['corr_y']:+.2f} (0: image-blind)")
     return 0
 

@@ -199,6 +199,7 @@ def build_tiny_policy(
     vision_depth: int = 1,
     vision_hidden_size: int = 32,
     vision_heads: int = 2,
+    rope_theta: float = 1000000.0,
     min_pixels: int = 56 * 56,
     max_pixels: int = 112 * 112,
 ) -> Path:
@@ -208,7 +209,9 @@ def build_tiny_policy(
     ``Qwen2_5_VLForConditionalGeneration.from_pretrained`` like ``Qwen/Qwen2.5-VL-7B-Instruct``.
     Defaults give ~0.3M parameters (built and saved in seconds). With the default pixel bounds a
     112x112 image becomes 16 image tokens. Qwen2.5-VL's own patch 14 / merge 2 / temporal patch 2
-    are kept, so coordinates mean the same as in the real model.
+    are kept, so coordinates mean the same as in the real model. ``rope_theta`` is the LLM's rotary base
+    (Qwen2.5-VL's 1e6 by default); with a 16-wide head, M-RoPE's height / width sections then barely rotate over
+    a 4 x 4 grid of image tokens, so ``bench localisation`` can try a smaller one.
     """
     import torch
     from transformers import (
@@ -249,7 +252,7 @@ def build_tiny_policy(
             num_attention_heads=num_heads,
             num_key_value_heads=num_kv_heads,
             max_position_embeddings=4096,
-            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope_section},
+            rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta), "mrope_section": mrope_section},
             bos_token_id=ids["<|endoftext|>"],
             eos_token_id=ids["<|im_end|>"],
             pad_token_id=ids["<|endoftext|>"],

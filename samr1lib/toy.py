@@ -49,6 +49,7 @@ __all__ = [
     "prepare",
     "run_variant",
     "box_centre_correlation",
+    "image_dependence",
     "localisation_probe",
 ]
 
@@ -449,6 +450,41 @@ def box_centre_correlation(rows: Sequence[dict]) -> dict[str, float]:
     return out
 
 
+def image_dependence(policy_dir: str | os.PathLike, dataset, n: int = 64) -> dict[str, float]:
+    """Does the policy's answer depend on its image at all? The mean completion loss (teacher-forced, per token)
+    of the first ``n`` rows of ``dataset`` (columns image / prompt / completion, as :func:`build_sft_dataset`
+    writes) with each row's own image, and with the image of the next row instead (rotated by one). Equal losses:
+    the answers ignore the image, whatever generation shows; ``loss_gap`` = other - own."""
+    import torch
+
+    from .policy import load_policy
+
+    rows = list(dataset.select(range(min(n, len(dataset)))))
+    if len(rows) < 2:
+        raise ValueError(f"image_dependence needs at least 2 rows to swap images, got {len(rows)}")
+    model, processor = load_policy(policy_dir)
+    model.eval()
+
+    def mean_loss(images) -> float:
+        total = tokens = 0.0
+        for row, image in zip(rows, images):
+            prompt = processor.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+            full = processor(text=[prompt + row["completion"][0]["content"][0]["text"]], images=[image],
+                             return_tensors="pt")
+            n_prompt = processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1]
+            labels = full["input_ids"].clone()
+            labels[:, :n_prompt] = -100
+            with torch.no_grad():
+                loss = model(**full, labels=labels).loss
+            k = int((labels[:, 1:] != -100).sum())  # the loss is the mean over the shifted labels
+            total, tokens = total + float(loss) * k, tokens + k
+        return total / tokens
+
+    images = [r["image"] for r in rows]
+    own, other = mean_loss(images), mean_loss(images[1:] + images[:1])
+    return {"loss_own_image": own, "loss_other_image": other, "loss_gap": other - own, "rows": len(rows)}
+
+
 def localisation_probe(
     root: str | os.PathLike, steps: int = 500, max_objects: int = 1, position_gradient: float = 0.5, seed: int = 0,
     policy: dict[str, int] | None = None, n_train_images: int = 1000, n_heldout: int = 128,
@@ -461,8 +497,8 @@ def localisation_probe(
     Writes a toy world (``max_objects`` = 1: one shape per image, so the query need not be read), builds the
     tiny policy (:data:`TOY_POLICY` updated by ``policy``), fine-tunes it for ``steps`` steps on exact answers
     (:func:`build_sft_dataset` with no jitter and no enlargement), evaluates greedily on the held-out images
-    and returns :func:`tier_summary` + :func:`box_centre_correlation` + timings (saved as ``root/probe.json``;
-    a finished probe is read back, not rerun)."""
+    and returns :func:`tier_summary` + :func:`box_centre_correlation` + :func:`image_dependence` on the held-out
+    exact answers + timings (saved as ``root/probe.json``; a finished probe is read back, not rerun)."""
     import inspect
 
     import torch
@@ -498,10 +534,14 @@ def localisation_probe(
                     seed=seed)
     info = json.loads((ws / "warm_start.json").read_text())
     summary = evaluate_policy(ws, heldout_records(root / "world"), root / "eval", show_progress=show_progress)
+    heldout_answers = build_sft_dataset(heldout_records(root / "world"), root / "heldout_data", copies=1, seed=seed,
+                                        shift=0.0, enlarge=(1.0, 1.0))
+    dependence = {k: v for k, v in image_dependence(ws, heldout_answers).items() if k != "rows"}
     result = {
         "sft_steps": info["steps"], "max_objects": max_objects, "position_gradient": position_gradient, "seed": seed,
         "policy": shape, "n_train_rows": len(ds), "sft_seconds": info["seconds"], "final_loss": info["final_loss"],
         **summary, **{k: v for k, v in box_centre_correlation(_samples(root / "eval")).items() if k != "n"},
+        **dependence,
         "torch_threads": torch.get_num_threads(), "asked": asked,
     }
     done.write_text(json.dumps(result, indent=2))

@@ -155,6 +155,23 @@ def test_box_centre_correlation_on_crafted_boxes():
 
 
 @pytest.mark.slow
+def test_image_dependence_is_zero_only_when_the_images_carry_nothing(tmp_path):
+    from samr1lib.policy import build_tiny_policy
+
+    toy.write_toy_world(tmp_path / "world", n_train_images=4, n_heldout=4, seed=0)
+    ds = toy.build_sft_dataset(toy.heldout_records(tmp_path / "world"), tmp_path / "data", copies=1, shift=0.0,
+                               enlarge=(1.0, 1.0))
+    policy = build_tiny_policy(tmp_path / "policy", seed=0, hidden_size=32)
+    dep = toy.image_dependence(policy, ds)
+    # a random policy reads its image: another image changes the loss; the gap is other - own
+    assert dep["rows"] == 4 and dep["loss_own_image"] > 0 and dep["loss_gap"] != 0
+    assert dep["loss_gap"] == pytest.approx(dep["loss_other_image"] - dep["loss_own_image"])
+    same = ds.map(lambda row: {"image": ds[0]["image"]})  # every row shows one image: swapping changes nothing
+    assert toy.image_dependence(policy, same)["loss_gap"] == 0.0
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        toy.image_dependence(policy, ds, n=1)
+
+
 def test_localisation_probe_cli_few_steps_and_clear_errors(tmp_path):
     out = tmp_path / "probe"
     cmd = [sys.executable, "-m", "samr1lib.bench", "localisation", "--steps", "2", "--train-images", "6",
@@ -166,6 +183,8 @@ def test_localisation_probe_cli_few_steps_and_clear_errors(tmp_path):
     res = json.loads((out / "probe.json").read_text())
     assert res["sft_steps"] == 2 and res["n"] == 4 and res["policy"]["hidden_size"] == 32
     assert res["max_objects"] == 1 and -1 <= res["corr_x"] <= 1 and np.isfinite(res["corr_y"])
+    assert np.isfinite(res["loss_own_image"]) and np.isfinite(res["loss_other_image"])
+    assert "with another image" in r.stdout
     assert json.loads((out / "world" / "toy_world.json").read_text())["params"]["max_objects"] == 1
     # the same folder asked with other settings: refused, naming what differs
     r = subprocess.run(cmd + ["hidden_size=64"], capture_output=True, text=True, timeout=600)
