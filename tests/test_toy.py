@@ -172,6 +172,7 @@ def test_image_dependence_is_zero_only_when_the_images_carry_nothing(tmp_path):
         toy.image_dependence(policy, ds, n=1)
 
 
+@pytest.mark.slow
 def test_localisation_probe_cli_few_steps_and_clear_errors(tmp_path):
     out = tmp_path / "probe"
     cmd = [sys.executable, "-m", "samr1lib.bench", "localisation", "--steps", "2", "--train-images", "6",
