@@ -116,8 +116,10 @@ def _draw(rng: np.random.Generator, size: tuple[int, int], objs: list[dict], gra
 
 
 def _extreme(objs: list[dict], t: int, key: str, sign: int, margin: float) -> bool:
+    """Object t lies furthest in direction ``sign`` along ``key`` (cx: -1 left, +1 right; cy: -1 top, +1 bottom),
+    by more than ``margin`` beyond every other object."""
     v = sign * objs[t][key]
-    return len(objs) > 1 and all(v + margin < sign * o[key] for i, o in enumerate(objs) if i != t)
+    return len(objs) > 1 and all(v - margin > sign * o[key] for i, o in enumerate(objs) if i != t)
 
 
 def _expressions(objs: list[dict], t: int, style: str) -> list[str]:

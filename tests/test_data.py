@@ -365,3 +365,32 @@ def test_cli_sample_and_synth(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         data.main(["sample", "--refer-root", root, "--n", "100000", "--out", out])
     assert err.value.code == 2 and "cannot draw n=100000" in capsys.readouterr().err
+
+
+def test_refcoco_position_words_name_the_extreme_object():
+    # crafted: a square on the left and one on the right, a circle on top and one at the bottom
+    row = [dict(colour="red", shape="square", cx=10, cy=50, r=8), dict(colour="blue", shape="square", cx=90, cy=50, r=8)]
+    assert "red square on the left" in synthetic._expressions(row, 0, "refcoco")
+    assert "right square" in synthetic._expressions(row, 1, "refcoco")
+    assert not any("right" in e for e in synthetic._expressions(row, 0, "refcoco"))
+    col = [dict(colour="red", shape="circle", cx=50, cy=10, r=8), dict(colour="blue", shape="circle", cx=50, cy=90, r=8)]
+    assert "top circle" in synthetic._expressions(col, 0, "refcoco")
+    assert "blue circle on the bottom" in synthetic._expressions(col, 1, "refcoco")
+
+
+def test_written_refcoco_world_position_words_match_the_pixels(tmp_path):
+    synthetic.write_refer_world(str(tmp_path), n_images=40, seed=1, datasets=("refcoco",))
+    anns = json.loads((tmp_path / "refcoco" / "instances.json").read_text())["annotations"]
+    centre = {a["id"]: (a["bbox"][0] + a["bbox"][2] / 2, a["bbox"][1] + a["bbox"][3] / 2) for a in anns}
+    image_of = {a["id"]: a["image_id"] for a in anns}
+    checked = 0
+    for r in data.load_refer(str(tmp_path), "refcoco", "all"):
+        cx, cy = centre[r["ann_id"]]
+        others = [c for k, c in centre.items() if image_of[k] == r["image_id"] and k != r["ann_id"]]
+        words = r["query"].split()
+        for word, ok in (("left", all(cx < ox for ox, _ in others)), ("right", all(cx > ox for ox, _ in others)),
+                         ("top", all(cy < oy for _, oy in others)), ("bottom", all(cy > oy for _, oy in others))):
+            if word in words:
+                assert ok, (r["query"], (cx, cy), others)
+                checked += 1
+    assert checked >= 10  # the world does use position words
