@@ -170,6 +170,8 @@ def sample_grid(records: Sequence[dict], out_png: str | os.PathLike, n: int = 8,
             x1, y1, x2, y2 = r["box"]
             ax.add_patch(mpatches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="cyan", linewidth=1.5))
         ax.set_title(str(r["query"])[:38], fontsize=8)
+    # the tint changes the target's apparent colour (a red shape looks olive): say so on the figure
+    fig.suptitle("query above each image; GT mask tinted green (50 %), GT box cyan", fontsize=9)
     return _save(fig, out_png)
 
 
