@@ -23,7 +23,8 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["ABLATIONS", "Variant", "AblationResult", "run_ablation", "paper_commands", "variant_name",
-           "negative_point_positions", "negative_point_summary"]
+           "negative_point_positions", "negative_point_summary", "results_markdown", "write_results_markdown",
+           "NOTES_MARKER"]
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,12 @@ class AblationResult:
     def metrics(self) -> dict[str, Any]:
         """What the notebook writes as its final metrics JSON."""
         rows = self.table.to_dict(orient="records")
+        # GRPO time as recorded when each run was trained (a cached run is read back in no time, so the notebook's
+        # own wall time says little about what training cost)
+        grpo = [r["seconds"]["grpo"] for r in self.runs if isinstance(r.get("seconds"), dict) and "grpo" in r["seconds"]]
+        threads = sorted({r["torch_threads"] for r in self.runs if "torch_threads" in r})
         return {"ablation": self.name, "scale": self.scale, "seeds": list(self.seeds), "seconds": round(self.seconds, 1),
+                "grpo_seconds": round(sum(grpo), 1), "runs": len(self.runs), "torch_threads": threads,
                 "variants": rows, "figure": str(self.figure) if self.figure else None}
 
 
@@ -248,19 +254,31 @@ def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[
     return counts
 
 
-def results_markdown(metrics: Sequence[dict], report: dict | None = None, command: str = "") -> str:
+NOTES_MARKER = "<!-- hand-written notes below this line: kept when the tables above are rewritten -->"
+
+
+def results_markdown(metrics: Sequence[dict], report: dict | None = None, command: str = "", provenance: str = "",
+                     notes: str = "") -> str:
     """The committed summary of a batch of ablation notebooks: one table per ablation (ours beside the paper's),
-    with the command that made it and each notebook's wall time (from the runner's report.json)."""
+    with the command that made it, where and when (``provenance``), each notebook's wall time (from the runner's
+    report.json) and the GRPO time its runs recorded when they were trained; ``notes`` follow :data:`NOTES_MARKER`."""
     lines = ["# Ablations at toy scale", ""]
     if command:
         lines += [f"Made by `{command}`.", ""]
+    if provenance:
+        lines += [provenance, ""]
     for m in metrics:
         spec = ABLATIONS[m["ablation"]]
         lines += [f"## {spec['title']} ({spec['source']})", ""]
-        if report:
-            hit = [v for k, v in report.items() if m["ablation"] in k]
-            if hit:
-                lines += [f"Notebook wall time: {hit[0]['seconds']:.0f} s (seeds {m['seeds']}, {m['scale']} scale).", ""]
+        facts = [f"Seeds {m['seeds']}, {m['scale']} scale"]
+        hit = [v for k, v in (report or {}).items() if k.endswith(m["ablation"])]
+        if hit:
+            facts.append(f"notebook wall time {hit[0]['seconds']:.0f} s (finished runs are read back, not retrained)")
+        if m.get("runs"):
+            threads = ", ".join(map(str, m.get("torch_threads") or [])) or "unrecorded"
+            facts.append(f"GRPO {m['grpo_seconds']:.0f} s over its {m['runs']} runs as recorded when each was trained "
+                         f"({threads} torch threads)")
+        lines += ["; ".join(facts) + ".", ""]
         rows = m["variants"]
         cols = [c for c in rows[0] if c not in ("overrides", "scale", "seeds")]
         lines.append("| " + " | ".join(cols) + " |")
@@ -268,4 +286,22 @@ def results_markdown(metrics: Sequence[dict], report: dict | None = None, comman
         for r in rows:
             lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
         lines += ["", f"![curves]({Path(m['figure']).name})" if m.get("figure") else "", ""]
+    lines += [NOTES_MARKER, ""]
+    if notes.strip():
+        lines += [notes.strip(), ""]
     return "\n".join(lines)
+
+
+def write_results_markdown(path: str | Path, metrics: Sequence[dict], report: dict | None = None, command: str = "",
+                           provenance: str = "") -> Path:
+    """Write :func:`results_markdown` to ``path``, keeping whatever the existing file has below :data:`NOTES_MARKER`
+    (the hand-written reading of the tables)."""
+    path = Path(path)
+    notes = ""
+    if path.exists():
+        old = path.read_text()
+        if NOTES_MARKER in old:
+            notes = old.split(NOTES_MARKER, 1)[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(results_markdown(metrics, report, command, provenance, notes))
+    return path

@@ -14,19 +14,29 @@ number) to a mapping for that notebook only::
 Executed copies go to ``--out`` (default ``runs/notebooks/<scale>/``), never over the sources; each
 notebook writes its metrics JSON to ``<out>/metrics/<name>.json``. A failing notebook does not stop the
 others: the run reports every failure at the end (exit status 1), with the executed copy to read.
+
+``--summary FILE.md`` then writes the tables of the ablation notebooks that ran (ours beside the paper's,
+with the command, the date, commit, CPU and torch version, and each notebook's times) to FILE.md; what
+the existing file holds below its notes marker is kept. The committed toy-scale tables are made so::
+
+    python -m samr1lib.notebooks 04 05 06 07 08 --params figures/ablations_toy.yaml --out runs/notebooks/toy \\
+        --summary figures/ablations_toy.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 __all__ = ["NOTEBOOK_DIR", "list_notebooks", "resolve", "load_params", "run_notebooks", "has_outputs",
-           "strip_outputs", "write_metrics", "main"]
+           "strip_outputs", "write_metrics", "provenance", "write_summary", "main"]
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -146,6 +156,54 @@ def write_metrics(path: str | Path | None, metrics: dict[str, Any]) -> dict[str,
     return metrics
 
 
+def provenance() -> str:
+    """Where and when a result was made: UTC date, git commit (``+changes`` if the tree is dirty), CPU, torch."""
+    import datetime
+
+    root = NOTEBOOK_DIR.parent
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    # figures/ is what a batch rewrites: the code is what the commit has to name
+    if git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures"):
+        commit += "+changes"
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = "not installed"
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    return f"Written on {date}, at commit {commit}, CPU {cpu} ({os.cpu_count()} cores), torch {torch_version}."
+
+
+def write_summary(report: dict[str, Any], path: str | Path, command: str = "") -> Path:
+    """The tables of the ablation notebooks in ``report`` that ran (see :func:`samr1lib.ablations.write_results_markdown`)."""
+    from .ablations import write_results_markdown
+
+    metrics = []
+    for name, entry in report.items():
+        if not entry.get("ok"):
+            continue
+        m = json.loads(Path(entry["metrics"]).read_text())
+        if "ablation" in m and "variants" in m:
+            metrics.append(m)
+    if not metrics:
+        raise ValueError(f"none of {sorted(report)} wrote ablation tables (or none ran): nothing to write to {path}")
+    return write_results_markdown(path, metrics, report, command=command, provenance=provenance())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m samr1lib.notebooks", description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="notebooks by number or name (default: all)")
@@ -154,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="folder for executed copies (default runs/notebooks/<scale>)")
     ap.add_argument("--kernel", default="python3")
     ap.add_argument("--strip", action="store_true", help="strip outputs of the source notebooks and exit")
+    ap.add_argument("--summary", default=None, metavar="FILE.md",
+                    help="write the ablation tables of the notebooks that ran to FILE.md (notes below its marker kept)")
     a = ap.parse_args(argv)
     try:
         notebooks = resolve(a.names) if a.names else list_notebooks()
@@ -175,6 +235,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(report) - len(failed)} of {len(report)} notebooks ran in {time.time() - t0:.0f} s; report: {out}/report.json")
     for k in failed:
         print(f"FAILED {k}: {report[k]['error']} (see {report[k]['output']})")
+    if a.summary:
+        command = "python -m samr1lib.notebooks " + shlex.join(argv if argv is not None else sys.argv[1:])
+        try:
+            print(f"summary: {write_summary(report, a.summary, command)}")
+        except ValueError as e:
+            print(f"no summary: {e}", file=sys.stderr)
+            return 1
     return 1 if failed else 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from samr1lib import notebooks
+from samr1lib import ablations, notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = ["01_data_sampling", "02_reward_sanity_checks", "03_training_launch", "04_ablation_threshold",
@@ -54,6 +54,58 @@ def test_params_yaml_common_and_per_notebook(tmp_path):
     assert p["06_ablation_clip_higher"] == {"scale": "toy", "seeds": [0, 1, 2]}
     with pytest.raises(ValueError, match="no notebook"):
         notebooks.resolve(["99"])
+
+
+def _fake_metrics(tmp_path, name, figure=True):
+    m = {"ablation": name, "scale": "toy", "seeds": [0, 1], "seconds": 12.0, "grpo_seconds": 431.6, "runs": 4,
+         "torch_threads": [2], "figure": str(tmp_path / f"ablation_{name}_toy.png") if figure else None,
+         "variants": [{"variant": "a", "overrides": "x=1", "seeds": 2, "scale": "toy", "ours mean tier": "1.000 ± 0.100",
+                       "ours Δ per seed": "+0.50 / -0.20", "paper RS gIoU": 56.5},
+                      {"variant": "b | c", "overrides": "(toy preset)", "seeds": 2, "scale": "toy",
+                       "ours mean tier": "0.500 ± 0.000", "ours Δ per seed": "+0.00 / +0.00", "paper RS gIoU": 60.2}]}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(m))
+    return m, path
+
+
+def test_results_markdown_tables_timing_and_notes(tmp_path):
+    m, _ = _fake_metrics(tmp_path, "threshold")
+    report = {"04_ablation_threshold": {"seconds": 12.0}, "05_ablation_token_level": {"seconds": 99.0}}
+    md = ablations.results_markdown([m], report, command="python -m x", provenance="Written on D.")
+    assert md.startswith("# Ablations at toy scale\n\nMade by `python -m x`.\n\nWritten on D.\n")
+    assert "## Tiered reward (Eq. 5) vs fixed IoU thresholds (SAM-R1 Table 3)" in md
+    assert "notebook wall time 12 s" in md and "99 s" not in md  # its own notebook's time, not another's
+    assert "GRPO 432 s over its 4 runs as recorded when each was trained (2 torch threads)" in md
+    header = next(line for line in md.splitlines() if line.startswith("| variant"))
+    assert header == "| variant | ours mean tier | ours Δ per seed | paper RS gIoU |"  # overrides/scale/seeds left out
+    assert "| a | 1.000 ± 0.100 | +0.50 / -0.20 | 56.5 |" in md and "![curves](ablation_threshold_toy.png)" in md
+    assert md.rstrip().endswith(ablations.NOTES_MARKER)
+    # rewriting keeps the hand-written notes below the marker, and only those
+    path = tmp_path / "t.md"
+    path.write_text("# old tables\n| stale |\n" + ablations.NOTES_MARKER + "\n\n**Reading.** by hand\n")
+    ablations.write_results_markdown(path, [m], report, command="python -m x")
+    text = path.read_text()
+    assert "| stale |" not in text and text.count(ablations.NOTES_MARKER) == 1
+    assert text.split(ablations.NOTES_MARKER)[1].strip() == "**Reading.** by hand"
+    ablations.write_results_markdown(path, [m], report)  # idempotent: the notes are not duplicated
+    assert path.read_text().count("by hand") == 1
+
+
+def test_write_summary_reads_the_ablation_notebooks_that_ran(tmp_path):
+    m, mpath = _fake_metrics(tmp_path, "kl_removal", figure=False)
+    _, other = _fake_metrics(tmp_path, "threshold")
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"n_sample": 3}))  # a notebook that is not an ablation
+    report = {"07_ablation_kl_removal": {"ok": True, "metrics": str(mpath), "seconds": 5.0},
+              "04_ablation_threshold": {"ok": False, "metrics": str(other), "seconds": 1.0},  # failed: left out
+              "01_data_sampling": {"ok": True, "metrics": str(plain), "seconds": 2.0}}
+    out = notebooks.write_summary(report, tmp_path / "s.md", command="python -m samr1lib.notebooks 07")
+    text = out.read_text()
+    assert text.count("\n## ") == 1 and "KL kept (beta 0.04) vs removed (beta 0)" in text
+    assert re.search(r"Written on \d{4}-\d\d-\d\d, at commit \S+, CPU .+ \(\d+ cores\), torch ", text)
+    with pytest.raises(ValueError, match="none of .* wrote ablation tables"):
+        notebooks.write_summary({"01_data_sampling": report["01_data_sampling"]}, tmp_path / "n.md")
+    assert not (tmp_path / "n.md").exists()
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +179,11 @@ def test_09_evaluation(executed):
 def test_10_rollout_viewer(executed):
     m = _metrics(executed, "10_rollout_viewer")
     assert m["rollouts"] == 8 and m["shown_row"] is not None and m["failure_choices"][:3] == ["any", "ok", "failed"]
+
+
+@pytest.mark.slow
+def test_summary_of_the_ablation_notebooks_that_ran(executed, tmp_path):
+    out, report = executed
+    text = notebooks.write_summary(report, tmp_path / "smoke.md", command="pytest").read_text()
+    assert text.count("\n## ") == 6  # 04-08 and 11, each with its times
+    assert text.count("GRPO ") == 6 and text.count("notebook wall time ") == 6
