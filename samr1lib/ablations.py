@@ -116,10 +116,10 @@ class AblationResult:
         rows = self.table.to_dict(orient="records")
         # GRPO time as recorded when each run was trained (a cached run is read back in no time, so the notebook's
         # own wall time says little about what training cost)
-        grpo = [r["seconds"]["grpo"] for r in self.runs if isinstance(r.get("seconds"), dict) and "grpo" in r["seconds"]]
-        threads = sorted({r["torch_threads"] for r in self.runs if "torch_threads" in r})
+        grpo = sum(r["seconds"]["grpo"] for r in self.runs)
+        threads = sorted({r["torch_threads"] for r in self.runs if "torch_threads" in r})  # older runs lack it
         return {"ablation": self.name, "scale": self.scale, "seeds": list(self.seeds), "seconds": round(self.seconds, 1),
-                "grpo_seconds": round(sum(grpo), 1), "runs": len(self.runs), "torch_threads": threads,
+                "grpo_seconds": round(grpo, 1), "runs": len(self.runs), "torch_threads": threads,
                 "variants": rows, "figure": str(self.figure) if self.figure else None}
 
 

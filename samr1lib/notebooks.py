@@ -193,7 +193,7 @@ def write_summary(report: dict[str, Any], path: str | Path, command: str = "") -
     from .ablations import write_results_markdown
 
     metrics = []
-    for name, entry in report.items():
+    for entry in report.values():
         if not entry.get("ok"):
             continue
         m = json.loads(Path(entry["metrics"]).read_text())
