@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Sequence
 
-from .schema import Answer, ObjectAnswer
+from .parse import Answer, ObjectAnswer
 
 Frame = tuple[int, int]  # (width, height)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from samr1lib.bench import main, make_group_inputs, run_reward_bench
+from samr1lib.experiments.bench import main, make_group_inputs, run_reward_bench
 
 
 def test_reward_bench_small(capsys):

@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from samr1lib import data, synthetic
+from samr1lib import data
+from samr1lib.data.__main__ import main as data_main
+from samr1lib.frames import scale_box
+from samr1lib.data import synthetic
 from samr1lib.masks import decode_rle
-from samr1lib.schema import build_messages
+from samr1lib.prompt import build_messages
 
 W, H = 20, 16  # non-square on purpose
 IMG_DIR = os.path.join("images", "mscoco", "images", "train2014")
@@ -168,7 +171,7 @@ def test_refer_corrupt_segmentation_names_the_annotation(tmp_path, override, ann
 
 def test_refer_degenerate_polygon_part_is_dropped_and_counted(tmp_path, caplog):
     root = _write_refer(tmp_path / "r", anns_override={11: {"segmentation": [[2, 2, 6, 2, 6, 6, 2, 6], [1, 1, 3, 3]]}})
-    with caplog.at_level(logging.WARNING, logger="samr1lib.data"):
+    with caplog.at_level(logging.WARNING, logger="samr1lib.data.refer"):
         recs = data.load_refer(root, "refcocog", "train")
     assert np.array_equal(decode_rle(recs[0]["mask"]), _box_mask(2, 2, 6, 6))
     assert recs.report["dropped_polygon_parts"] == 1 and "degenerate" in caplog.text
@@ -216,7 +219,7 @@ def test_policy_dataset_resizes_to_840_and_scales_boxes(tmp_path, refer_root):
     assert [m["role"] for m in row["prompt"]] == [m["role"] for m in want]
     assert [c["type"] for c in row["prompt"][1]["content"]] == ["image", "text"]
     assert row["prompt"][1]["content"][1]["text"] == want[1]["content"][1]["text"]
-    assert data.scale_box([10, 8, 20, 16], (W, H), (840, 840)) == (420.0, 420.0, 840.0, 840.0)
+    assert scale_box([10, 8, 20, 16], (W, H), (840, 840)) == (420.0, 420.0, 840.0, 840.0)
     small = data.build_policy_dataset(recs[:1], str(tmp_path / "small"), size=(56, 28), image_format="png")
     assert small[0]["image"].size == (56, 28)
     assert small[0]["policy_box"] == pytest.approx([2 * 56 / W, 2 * 28 / H, 6 * 56 / W, 6 * 28 / H])
@@ -247,7 +250,7 @@ def lisa_root(tmp_path):
 
 
 def test_reasonseg_target_ignore_flag_and_no_target(lisa_root, caplog):
-    with caplog.at_level(logging.WARNING, logger="samr1lib.data"):
+    with caplog.at_level(logging.WARNING, logger="samr1lib.data.reasonseg"):
         recs = data.load_reasonseg(lisa_root, "val")
     assert [r["sample_id"] for r in recs] == ["a", "b", "c"]
     a, b, c = recs
@@ -352,10 +355,10 @@ def test_synthetic_is_deterministic_and_gradient_is_a_position_cue(tmp_path):
 
 
 def test_cli_sample_and_synth(tmp_path, capsys):
-    assert data.main(["synth", "--out", str(tmp_path / "w"), "--n-images", "6", "--size", "48", "40"]) == 0
+    assert data_main(["synth", "--out", str(tmp_path / "w"), "--n-images", "6", "--size", "48", "40"]) == 0
     root = str(tmp_path / "w" / "refer")
     out = str(tmp_path / "out")
-    assert data.main(["sample", "--refer-root", root, "--dataset", "refcocog", "--split", "train",
+    assert data_main(["sample", "--refer-root", root, "--dataset", "refcocog", "--split", "train",
                       "--n", "3", "--seed", "0", "--out", out, "--size", "56"]) == 0
     man = json.loads(open(os.path.join(out, "manifest.json")).read())
     assert man["n"] == 3 and man["seed"] == 0 and man["source"]["split_by"] == "umd"
@@ -363,7 +366,7 @@ def test_cli_sample_and_synth(tmp_path, capsys):
     ds = load_from_disk(os.path.join(out, "dataset"))
     assert ds.num_rows == 3 and ds[0]["image"].size == (56, 56)
     with pytest.raises(SystemExit) as err:
-        data.main(["sample", "--refer-root", root, "--n", "100000", "--out", out])
+        data_main(["sample", "--refer-root", root, "--n", "100000", "--out", out])
     assert err.value.code == 2 and "cannot draw n=100000" in capsys.readouterr().err
 
 

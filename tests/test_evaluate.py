@@ -7,11 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from samr1lib.evaluate import HFPolicy, evaluate, main, markdown_table, summarize
+from samr1lib.evaluate import evaluate, markdown_table, summarize
+from samr1lib.evaluate.__main__ import main
+from samr1lib.policy import HFPolicy
 from samr1lib.masks import as_mask, mask_to_box
-from samr1lib.schema import ObjectAnswer, format_completion
+from samr1lib.parse import ObjectAnswer, format_completion
 from samr1lib.segmenters import build_segmenter
-from samr1lib.synthetic import write_reasonseg_world, write_refer_world
+from samr1lib.data.synthetic import write_reasonseg_world, write_refer_world
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +172,7 @@ def test_hf_policy_asks_for_labelled_points_when_trained_to(tiny_policy_dir):
     from PIL import Image
 
     from samr1lib.policy import load_policy
-    from samr1lib.schema import NEGATIVE_POINTS_SUFFIX
+    from samr1lib.prompt import NEGATIVE_POINTS_SUFFIX
 
     model, processor = load_policy(tiny_policy_dir)
     seen = []

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from samr1lib import ablations, notebooks
+from samr1lib.experiments import ablations, notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = ["01_data_sampling", "02_reward_sanity_checks", "03_training_launch", "04_ablation_threshold",

@@ -3,7 +3,7 @@ log every metric (StAR logs no `segmentation_reward`)."""
 
 import json
 
-from samr1lib import plots
+from samr1lib.view import plots
 
 
 def test_training_curves_legend_and_colours_cover_runs_missing_a_panel(tmp_path, monkeypatch):
@@ -14,14 +14,14 @@ def test_training_curves_legend_and_colours_cover_runs_missing_a_panel(tmp_path,
 
     runs = {"a": write("a", ["r", "len"]), "b": write("b", ["len"]), "c": write("c", ["r", "len"])}
     seen = {}
-    save = plots._save
+    save = plots.save_figure
 
     def keep(fig, out_png, **kw):
         seen["legend"] = [t.get_text() for t in fig.legends[0].get_texts()]
         seen["colours"] = [[(line.get_label(), line.get_color()) for line in ax.get_lines()] for ax in fig.axes]
         return save(fig, out_png, **kw)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     out = plots.training_curves(runs, tmp_path / "curves.png", keys={"r": "reward", "len": "length"})
     assert out.exists()
     assert seen["legend"] == ["a", "b", "c"]  # b has no "r" (first panel) and is still listed

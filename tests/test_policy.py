@@ -13,15 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from samr1lib.policy import (
-    QWEN2_5_VL_CHAT_TEMPLATE,
-    QWEN_EXTRA_TOKENS,
-    QWEN_SPECIAL_TOKENS,
-    build_tiny_policy,
-    load_policy,
-    main,
-)
-from samr1lib.schema import ObjectAnswer, build_messages, format_completion
+from samr1lib.policy import build_tiny_policy, load_policy
+from samr1lib.policy.__main__ import main
+from samr1lib.policy.tiny import QWEN2_5_VL_CHAT_TEMPLATE, QWEN_EXTRA_TOKENS, QWEN_SPECIAL_TOKENS
+from samr1lib.parse import ObjectAnswer, format_completion
+from samr1lib.prompt import build_messages
 
 
 @pytest.fixture(scope="module")

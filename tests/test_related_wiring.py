@@ -1,4 +1,4 @@
-"""Seg-R1 and StAR wired into the pipeline (issue 8): rewards as TRL reward functions, REST in the trainer,
+"""Seg-R1 and StAR wired into the pipeline : rewards as TRL reward functions, REST in the trainer,
 majority voting and salient-object metrics in evaluate, the FCoT cold start."""
 
 import json
@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from samr1lib.related import NonRepeatReward, StarReward, s_measure, sod_metrics
+from samr1lib.train.trainer import SAMR1GRPOTrainer
+from samr1lib.metrics import s_measure, sod_metrics
+from samr1lib.rewards import NonRepeatReward, StarReward
 from samr1lib.rewards import LabelReward, SegmentationReward
-from samr1lib.schema import ObjectAnswer, format_completion, parse_completion
+from samr1lib.parse import ObjectAnswer, format_completion, parse_completion
+from samr1lib.data import toy_world
+from samr1lib.experiments import warm_start as ws
 from samr1lib.segmenters import SegPrompt
 
 
@@ -81,8 +85,6 @@ def test_label_and_non_repeat_rewards():
 
 
 def test_rest_masks_all_but_k_highest_and_lowest_per_group():
-    from samr1lib.trainer import SAMR1GRPOTrainer
-
     adv = torch.tensor([0.1, -1.0, 2.0, 0.3, 0.0, 1.0, -0.5, 0.2])  # two groups of 4
     out = {"advantages": adv.clone(), "completion_mask": torch.ones(8, 3, dtype=torch.int64)}
     fake = SimpleNamespace(rest_k=1)
@@ -142,12 +144,10 @@ def test_evaluate_majority_vote_and_sod(tmp_path):
 
 
 def test_fcot_targets_have_labelled_points(tmp_path):
-    from samr1lib import toy
-
-    toy.write_toy_world(tmp_path, n_train_images=4, n_heldout=4)
-    recs = toy.train_records(tmp_path)[:3]
+    toy_world.write_toy_world(tmp_path, n_train_images=4, n_heldout=4)
+    recs = toy_world.train_records(tmp_path)[:3]
     for r in recs:
-        text = toy.fcot_completion(r, r["box"], (r["width"], r["height"]), r["mask"])
+        text = ws.fcot_completion(r, r["box"], (r["width"], r["height"]), r["mask"])
         res = parse_completion(text, (112, 112))
         assert res.ok, res.detail
         o = res.answer.first
@@ -160,21 +160,20 @@ def test_fcot_targets_have_labelled_points(tmp_path):
 
 @pytest.mark.slow
 def test_fcot_cold_start_runs_sft_steps_on_cpu(tmp_path):
-    from samr1lib import toy
     from samr1lib.policy import build_tiny_policy
 
-    toy.write_toy_world(tmp_path / "w", n_train_images=4, n_heldout=4)
-    ds = toy.build_fcot_dataset(toy.train_records(tmp_path / "w")[:8], tmp_path / "fcot")
+    toy_world.write_toy_world(tmp_path / "w", n_train_images=4, n_heldout=4)
+    ds = ws.build_fcot_dataset(toy_world.train_records(tmp_path / "w")[:8], tmp_path / "fcot")
     assert "points_2d" in ds[0]["completion"][0]["content"][0]["text"]
     pol = build_tiny_policy(tmp_path / "pol")
-    out = toy.warm_start(pol, ds, tmp_path / "cold", epochs=1, batch_size=4)
+    out = ws.warm_start(pol, ds, tmp_path / "cold", epochs=1, batch_size=4)
     info = json.loads((out / "warm_start.json").read_text())
     assert info["steps"] == 2 and np.isfinite(info["train_loss"])
     assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
 
 
 def test_negative_point_positions_counts_inside_outside_and_border(tmp_path):
-    from samr1lib.ablations import negative_point_positions
+    from samr1lib.experiments.ablations import negative_point_positions
 
     ans = {"bbox_2d": [40, 40, 60, 60], "point_2d": [50, 50], "label": "x",
            "points_2d": [[50, 50], [45, 55], [70, 50], [2, 50], [50, 110]], "point_labels": [1, 0, 0, 0, 0]}

@@ -10,11 +10,13 @@ import pytest
 from PIL import Image
 
 from samr1lib.masks import encode_rle
+from samr1lib.parse import completion_text
 from samr1lib.rewards import (
     EQ5_TIERS, InBoxPointReward, PointValueReward, ReasoningFormatReward, SegmentationFormatReward,
-    SegmentationReward, completion_text, failure_counts, fixed_threshold_tiers, reasoning_format_reward,
+    SegmentationReward, failure_counts, fixed_threshold_tiers, reasoning_format_reward, segment_completions,
     segmentation_format_reward, tiered_iou_reward,
 )
+from samr1lib.rewards.segmentation import segmentation_metrics
 from samr1lib.segmenters import build_segmenter
 
 
@@ -108,23 +110,25 @@ def test_segmentation_reward_with_grabcut_scores_each_completion():
     img, gt = make_scene()
     seg = build_segmenter("grabcut")
     reward = SegmentationReward(seg)
-    logged = {}
     completions = [
         good({"bbox_2d": [29, 19, 81, 61], "point_2d": [55, 40], "label": "red box"}),  # tight box
         good({"bbox_2d": [30, 20, 55, 60], "point_2d": [40, 40], "label": "red box"}),  # cuts half of it
         "<think>hmm</think><answer>oops</answer>",  # parse failure
         good({"bbox_2d": [90, 70, 120, 90], "point_2d": [100, 80], "label": "nothing"}),  # background
     ]
-    out = reward(completions, image=[Image.fromarray(img)] * 4, mask=[encode_rle(gt)] * 4,
-                 log_metric=lambda k, v: logged.__setitem__(k, v))
+    columns = dict(image=[Image.fromarray(img)] * 4, mask=[encode_rle(gt)] * 4)
+    out = reward(completions, **columns)
     assert out[0] == 4.0 and out[2] == 0.0 and out[3] == 0.0
     assert out[1] in (0.0, 2.0)  # about half the object: IoU near 0.5
-    ious = [iou for _, iou, _ in reward.last]
+    assert seg.encode_count == 1  # four completions, one distinct image
+    outcomes = segment_completions(seg, completions, **columns)  # what the trainer hands every reward, once
+    assert reward(completions, segmentation=outcomes, **columns) == out and seg.encode_count == 2
+    ious = reward.ious(outcomes, **columns)
     assert ious[0] > 0.9 and ious[2] is None and ious[3] < 0.1
+    logged = segmentation_metrics(outcomes, ious)
     assert logged["seg/parse_failure_rate"] == pytest.approx(0.25)
     assert logged["parse/bad_json"] == pytest.approx(0.25)
-    assert 0 <= logged["seg/mean_iou"] <= 1
-    assert seg.encode_count == 1  # four completions, one distinct image
+    assert logged["seg/mean_iou"] == pytest.approx(np.mean([i for i in ious if i is not None]))
 
 
 def test_segmentation_reward_maps_policy_frame_and_resizes_to_gt():
@@ -134,7 +138,8 @@ def test_segmentation_reward_maps_policy_frame_and_resizes_to_gt():
     # the policy answers in a 256x192 frame: the box is scaled by 0.5 onto the 128x96 image
     text = good({"bbox_2d": [58, 38, 162, 122], "point_2d": [110, 80], "label": "red box"})
     assert reward([text], image=[img], mask=[big_gt]) == [4.0]
-    assert reward.last[0][2].shape == big_gt.shape
+    (outcome,) = reward.segment([text], image=[img], mask=[big_gt])
+    assert outcome.prediction.shape == big_gt.shape and outcome.size == (256, 192)
 
 
 def test_segmentation_reward_ignore_column_and_fixed_threshold():

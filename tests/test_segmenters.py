@@ -7,7 +7,7 @@ from PIL import Image
 
 from samr1lib.frames import qwen_frame, scale_answer, scale_box, scale_point
 from samr1lib.metrics import mask_iou
-from samr1lib.schema import parse_completion
+from samr1lib.parse import parse_completion
 from samr1lib.segmenters import SegPrompt, build_segmenter, prompts_from_answer, segment_many
 
 

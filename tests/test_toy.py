@@ -12,33 +12,35 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from samr1lib import toy
-from samr1lib.schema import parse_completion, format_completion
-from samr1lib.train import shuffle_rewards
+from samr1lib.data import toy_world
+from samr1lib.experiments import probes, toy
+from samr1lib.experiments import warm_start as ws
+from samr1lib.parse import format_completion, parse_completion
+from samr1lib.train.rollout_log import shuffle_rewards
 
 
 def test_world_heldout_one_query_per_image_and_disjoint_from_training(tmp_path):
-    info = toy.write_toy_world(tmp_path, n_train_images=12, n_heldout=10, seed=3)
+    info = toy_world.write_toy_world(tmp_path, n_train_images=12, n_heldout=10, seed=3)
     assert info["params"]["n_heldout"] == 10
-    held = toy.heldout_records(tmp_path)
-    train = toy.train_records(tmp_path)
+    held = toy_world.heldout_records(tmp_path)
+    train = toy_world.train_records(tmp_path)
     assert len(held) == 10 and len({r["image_id"] for r in held}) == 10
     assert len(train) >= 12  # at least one expression per image
     assert not {r["image_path"] for r in held} & {r["image_path"] for r in train}
     # the same call again reuses the world; other parameters are refused with both sets named
-    assert toy.write_toy_world(tmp_path, n_train_images=12, n_heldout=10, seed=3) == info
+    assert toy_world.write_toy_world(tmp_path, n_train_images=12, n_heldout=10, seed=3) == info
     with pytest.raises(ValueError, match="other parameters"):
-        toy.write_toy_world(tmp_path, n_train_images=13, n_heldout=10, seed=3)
+        toy_world.write_toy_world(tmp_path, n_train_images=13, n_heldout=10, seed=3)
 
 
 def test_heldout_set_is_fixed_whatever_the_training_seed(tmp_path):
-    toy.write_toy_world(tmp_path / "a", n_train_images=4, n_heldout=6, seed=0)
-    toy.write_toy_world(tmp_path / "b", n_train_images=4, n_heldout=6, seed=1)
-    qa = [r["query"] for r in toy.heldout_records(tmp_path / "a")]
-    qb = [r["query"] for r in toy.heldout_records(tmp_path / "b")]
+    toy_world.write_toy_world(tmp_path / "a", n_train_images=4, n_heldout=6, seed=0)
+    toy_world.write_toy_world(tmp_path / "b", n_train_images=4, n_heldout=6, seed=1)
+    qa = [r["query"] for r in toy_world.heldout_records(tmp_path / "a")]
+    qb = [r["query"] for r in toy_world.heldout_records(tmp_path / "b")]
     assert qa == qb
-    ta = [r["query"] for r in toy.train_records(tmp_path / "a")]
-    tb = [r["query"] for r in toy.train_records(tmp_path / "b")]
+    ta = [r["query"] for r in toy_world.train_records(tmp_path / "a")]
+    tb = [r["query"] for r in toy_world.train_records(tmp_path / "b")]
     assert ta != tb
 
 
@@ -47,7 +49,7 @@ def test_heldout_set_is_fixed_whatever_the_training_seed(tmp_path):
 def test_loose_answer_stays_in_frame_parses_and_is_looser(x1, y1, w, h, seed):
     frame = (112, 112)
     box = (x1, y1, min(x1 + w, 111), min(y1 + h, 111))
-    ans = toy.loose_answer(box, frame, np.random.default_rng(seed), "circle")
+    ans = ws.loose_answer(box, frame, np.random.default_rng(seed), "circle")
     bx1, by1, bx2, by2 = ans.box
     assert 0 <= bx1 < bx2 <= 111 and 0 <= by1 < by2 <= 111
     assert bx1 <= ans.point[0] <= bx2 and by1 <= ans.point[1] <= by2
@@ -59,7 +61,7 @@ def test_loose_answers_are_loose_on_average():
     rng = np.random.default_rng(0)
     box = (40.0, 40.0, 70.0, 70.0)
     areas = [(a.box[2] - a.box[0]) * (a.box[3] - a.box[1]) for a in
-             (toy.loose_answer(box, (112, 112), rng, "x") for _ in range(500))]
+             (ws.loose_answer(box, (112, 112), rng, "x") for _ in range(500))]
     assert 1.9 < np.mean(areas) / 900.0 < 3.2  # sides x U(1.4, 2.0): area x ~2.9 before clipping
 
 
@@ -118,16 +120,16 @@ def test_negative_point_variants_warm_start_on_their_own_prompt(tmp_path):
     """The labelled-points variants start from a warm start trained on the labelled-points prompt (with answers
     that carry no labelled points); the other runs keep the plain warm start. (That HFPolicy scores on the
     labelled-points prompt when asked is test_evaluate's.)"""
-    from samr1lib.schema import NEGATIVE_POINTS_SUFFIX
+    from samr1lib.prompt import NEGATIVE_POINTS_SUFFIX
 
-    world = toy.write_toy_world(tmp_path / "w", n_train_images=4, n_heldout=4)
+    world = toy_world.write_toy_world(tmp_path / "w", n_train_images=4, n_heldout=4)
     assert world["counts"]["train"]
-    recs = toy.train_records(tmp_path / "w")
-    ds = toy.build_sft_dataset(recs, tmp_path / "sft", copies=1, negative_points=True)
+    recs = toy_world.train_records(tmp_path / "w")
+    ds = ws.build_sft_dataset(recs, tmp_path / "sft", copies=1, negative_points=True)
     for row in ds:
         assert row["prompt"][-1]["content"][-1]["text"].endswith(NEGATIVE_POINTS_SUFFIX)
         assert parse_completion(row["completion"][0]["content"][0]["text"]).answer.objects[0].points == ()
-    plain = toy.build_sft_dataset(recs, tmp_path / "sft_plain", copies=1)
+    plain = ws.build_sft_dataset(recs, tmp_path / "sft_plain", copies=1)
     assert not plain[0]["prompt"][-1]["content"][-1]["text"].endswith(NEGATIVE_POINTS_SUFFIX)
 
     prep = toy.prepare(tmp_path / "root", seed=0, overrides=["negative_points=free"], show_progress=False,
@@ -142,34 +144,34 @@ def _row(pred, gt):
 
 def test_box_centre_correlation_on_crafted_boxes():
     gts = [[10, 20, 30, 40], [50, 5, 70, 25], [80, 60, 100, 90], [0, 90, 20, 110]]
-    exact = toy.box_centre_correlation([_row(g, g) for g in gts])
+    exact = probes.box_centre_correlation([_row(g, g) for g in gts])
     assert exact == pytest.approx({"n": 4, "corr_x": 1.0, "corr_y": 1.0})
     # mirrored in x (x -> 112 - x), same y: anti-correlated in x only
     mirrored = [[112 - g[2], g[1], 112 - g[0], g[3]] for g in gts]
-    r = toy.box_centre_correlation([_row(m, g) for m, g in zip(mirrored, gts)])
+    r = probes.box_centre_correlation([_row(m, g) for m, g in zip(mirrored, gts)])
     assert r["corr_x"] == pytest.approx(-1.0) and r["corr_y"] == pytest.approx(1.0)
     # one box for every image (image-blind) carries no position; a failed parse (no pred_box) is left out
-    blind = toy.box_centre_correlation([_row([30, 30, 80, 80], g) for g in gts] + [_row(None, gts[0])])
+    blind = probes.box_centre_correlation([_row([30, 30, 80, 80], g) for g in gts] + [_row(None, gts[0])])
     assert blind == {"n": 4, "corr_x": 0.0, "corr_y": 0.0}
-    assert toy.box_centre_correlation([]) == {"n": 0, "corr_x": 0.0, "corr_y": 0.0}
+    assert probes.box_centre_correlation([]) == {"n": 0, "corr_x": 0.0, "corr_y": 0.0}
 
 
 @pytest.mark.slow
 def test_image_dependence_is_zero_only_when_the_images_carry_nothing(tmp_path):
     from samr1lib.policy import build_tiny_policy
 
-    toy.write_toy_world(tmp_path / "world", n_train_images=4, n_heldout=4, seed=0)
-    ds = toy.build_sft_dataset(toy.heldout_records(tmp_path / "world"), tmp_path / "data", copies=1, shift=0.0,
+    toy_world.write_toy_world(tmp_path / "world", n_train_images=4, n_heldout=4, seed=0)
+    ds = ws.build_sft_dataset(toy_world.heldout_records(tmp_path / "world"), tmp_path / "data", copies=1, shift=0.0,
                                enlarge=(1.0, 1.0))
     policy = build_tiny_policy(tmp_path / "policy", seed=0, hidden_size=32)
-    dep = toy.image_dependence(policy, ds)
+    dep = probes.image_dependence(policy, ds)
     # a random policy reads its image: another image changes the loss; the gap is other - own
     assert dep["rows"] == 4 and dep["loss_own_image"] > 0 and dep["loss_gap"] != 0
     assert dep["loss_gap"] == pytest.approx(dep["loss_other_image"] - dep["loss_own_image"])
     same = ds.map(lambda row: {"image": ds[0]["image"]})  # every row shows one image: swapping changes nothing
-    assert toy.image_dependence(policy, same)["loss_gap"] == 0.0
+    assert probes.image_dependence(policy, same)["loss_gap"] == 0.0
     with pytest.raises(ValueError, match="at least 2 rows"):
-        toy.image_dependence(policy, ds, n=1)
+        probes.image_dependence(policy, ds, n=1)
 
 
 @pytest.mark.slow

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from samr1lib.config import PRESETS, TrainConfig, check_generation_batch, load_config, parse_value
-from samr1lib.train import accelerate_config_path, check_columns, paper_launch_command
+from samr1lib.config import TrainConfig, check_generation_batch, field_docs, load_config, parse_value
+from samr1lib.presets import PRESETS
+from samr1lib.train import accelerate_config_path, check_columns, lora_config, paper_launch_command
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,19 +63,29 @@ def test_defaults_are_the_papers():
     assert load_config("paper") == c
 
 
-def test_every_field_has_a_source_comment():
-    src = (REPO / "samr1lib" / "config.py").read_text().split("class TrainConfig")[1].split("PRESETS")[0]
-    lines = src.splitlines()
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if ":" in s and "=" in s and not s.startswith("#") and not s.startswith("def"):
-            assert lines[i - 1].strip().startswith("#"), f"field without a source comment: {s}"
+def test_every_field_has_a_docstring_naming_its_source():
+    import dataclasses
+    import re
+
+    docs = field_docs()
+    assert set(docs) == {f.name for f in dataclasses.fields(TrainConfig)}
+    for name, doc in docs.items():  # a section / equation / table, a peer, or "not stated" / "not the paper's"
+        assert re.search(r"§|Eq\.|Table|Appendix|not stated|not the paper|ours|StAR|Seg-R1|synthetic|None =", doc), name
+
+
+def test_help_lists_every_field_with_its_docstring_and_choices():
+    r = _run([sys.executable, "-m", "samr1lib.train", "--help"], timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "normalization (one of group | sequence; default 'group')" in r.stdout
+    assert "Eq. 4: \"group\" = one token normaliser" in r.stdout
+    for name in field_docs():
+        assert f"  {name} (" in r.stdout
 
 
 def test_presets_load_and_differ_where_a_cpu_needs_it():
     smoke, toy = load_config("smoke"), load_config("toy")
     assert smoke.policy == "tiny" and smoke.segmenter == "grabcut" and not smoke.bf16 and not smoke.use_vllm
-    assert toy.position_gradient > 0 and toy.synthetic_size == 112
+    assert toy.world_position_gradient > 0 and toy.world_size == 112 and toy.data_source == "toy"
     # the objective's paper values survive in the CPU presets
     assert smoke.epsilon_high == toy.epsilon_high == 0.3 and smoke.normalization == "group"
 
@@ -82,7 +93,7 @@ def test_presets_load_and_differ_where_a_cpu_needs_it():
 @pytest.mark.parametrize(
     "preset, overrides, match",
     [
-        ("nope", [], r"unknown preset 'nope'; valid presets: paper, segr1_toy, smoke, star_toy, toy"),
+        ("nope", [], r"unknown preset 'nope'; valid presets: paper, segr1_toy, smoke, star_toy, toy, toy_smoke"),
         ("smoke", ["not_a_field=1"], r"unknown config field 'not_a_field'; valid fields: .*beta"),
         ("smoke", ["num_generations=abc"], r"'num_generations' expects int"),
         ("smoke", ["learning_rate=fast"], r"'learning_rate' expects float"),
@@ -154,7 +165,7 @@ def test_missing_sam2_checkpoint_or_data_fails_before_loading(tmp_path):
 def test_cli_rejects_bad_input_fast():
     t = time.time()
     r = _run([sys.executable, "-m", "samr1lib.train", "--preset", "nope"], timeout=60)
-    assert r.returncode == 2 and "valid presets: paper, segr1_toy, smoke, star_toy, toy" in r.stderr
+    assert r.returncode == 2 and "valid presets: paper, segr1_toy, smoke, star_toy, toy, toy_smoke" in r.stderr
     r = _run([sys.executable, "-m", "samr1lib.train", "--preset", "smoke", "num_generations=3"], timeout=60)
     assert r.returncode == 2 and "must divide the generation batch" in r.stderr
     assert time.time() - t < 30  # no model, no TRL import
@@ -170,7 +181,7 @@ def test_shipped_accelerate_configs_and_launch_command():
     assert cmd[:4] == ["accelerate", "launch", "--config_file", str(accelerate_config_path("zero3"))]
     assert cmd[-4:] == ["-m", "samr1lib.train", "--preset", "paper"]
     assert "--num_processes" in cmd and cmd[cmd.index("--num_processes") + 1] == "8"
-    assert set(PRESETS) == {"paper", "smoke", "toy", "segr1_toy", "star_toy"}
+    assert set(PRESETS) == {"paper", "smoke", "toy", "toy_smoke", "segr1_toy", "star_toy"}
 
 
 @pytest.mark.parametrize(
@@ -178,26 +189,25 @@ def test_shipped_accelerate_configs_and_launch_command():
     [("none", []), ("free", []), ("point_value", ["point_value_reward"]), ("in_box", ["in_box_point_reward"])],
 )
 def test_reward_functions_per_variant(variant, extra):
-    from samr1lib.rewards import EQ5_TIERS
+    from samr1lib.rewards import build_rewards
     from samr1lib.segmenters import build_segmenter
-    from samr1lib.train import build_rewards
 
     cfg = load_config("smoke", overrides=[f"negative_points={variant}", "tiers=fixed0.8"])
-    funcs, seg = build_rewards(cfg, build_segmenter("grabcut"))
+    funcs = build_rewards(cfg, build_segmenter("grabcut"))
     names = [f.__name__ for f in funcs]
     assert names == ["reasoning_format_reward", "segmentation_format_reward", "segmentation_reward", *extra]
-    assert seg is funcs[2] and seg.tiers == ((0.8, 4.0),) and seg.ignore_column == "ignore"
-    funcs, seg = build_rewards(load_config("smoke"), build_segmenter("grabcut"))
-    assert seg.tiers is None and EQ5_TIERS  # None = Eq. 5
+    assert funcs[2].tiers == ((0.8, 4.0),) and funcs[2].ignore_column == "ignore"
+    assert build_rewards(load_config("smoke"), build_segmenter("grabcut"))[2].tiers is None  # None = Eq. 5
+    star = [f.__name__ for f in build_rewards(load_config("star_toy"), build_segmenter("grabcut"))]
+    assert star == ["reasoning_format_reward", "segmentation_format_reward", "star_reward", "non_repeat_reward",
+                    "label_reward"]
 
 
 def test_lora_option_targets_language_model_linears():
     import re
 
-    from samr1lib.train import _lora_config
-
-    assert _lora_config(load_config("smoke")) is None
-    lc = _lora_config(load_config("smoke", overrides=["lora=true"]))
+    assert lora_config(load_config("smoke")) is None
+    lc = lora_config(load_config("smoke", overrides=["lora=true"]))
     assert lc.r == 64 and lc.lora_alpha == 64
     pat = re.compile(lc.target_modules)
     assert pat.fullmatch("model.language_model.layers.0.self_attn.q_proj")
@@ -276,21 +286,26 @@ def test_rollout_rows_align_rewards_and_advantages(tmp_path):
     and its advantage is Eq. 1's group-standardised reward."""
     import numpy as np
 
+    from samr1lib.data import training_dataset
+    from samr1lib.policy import ensure_tiny_policy
+    from samr1lib.rewards import build_rewards
     from samr1lib.segmenters import build_segmenter
-    from samr1lib.train import _ensure_tiny_policy, _trainer_class, build_dataset, build_grpo_config, build_rewards
+    from samr1lib.train import build_grpo_config
+    from samr1lib.train.rollout_log import RolloutLoggingTrainer
 
     cfg = load_config("smoke", overrides=[f"output_dir={tmp_path}", "max_steps=2", "save_steps=100"])
-    policy = _ensure_tiny_policy(tmp_path, cfg.seed)
+    policy = ensure_tiny_policy(tmp_path, cfg.seed)
     args = build_grpo_config(cfg)
-    _, seg = build_rewards(cfg, build_segmenter("grabcut", iterations=1))
+    segmenter = build_segmenter("grabcut", iterations=1)
+    seg = build_rewards(cfg, segmenter)[2]
 
     def length_reward(completions, **kwargs):
         return [float(len(c[0]["content"]) % 5) for c in completions]
 
     log = tmp_path / "rollouts.rank0.jsonl"
-    trainer = _trainer_class()(
-        model=str(policy), reward_funcs=[length_reward, seg], args=args, train_dataset=build_dataset(cfg),
-        normalization="group", rollout_log_path=str(log), segmentation_reward=seg,
+    trainer = RolloutLoggingTrainer(
+        model=str(policy), reward_funcs=[length_reward, seg], args=args, train_dataset=training_dataset(cfg, tmp_path),
+        normalization="group", rollout_log_path=str(log), segmenter=segmenter,
     )
     trainer.train()
     rows = _rows(log)

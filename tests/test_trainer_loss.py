@@ -20,8 +20,8 @@ from PIL import Image
 
 from samr1lib.losses import grpo_objective, per_token_terms, token_weights
 from samr1lib.policy import build_tiny_policy
-from samr1lib.schema import build_messages
-from samr1lib.trainer import SAMR1GRPOTrainer
+from samr1lib.prompt import build_messages
+from samr1lib.train.trainer import SAMR1GRPOTrainer
 
 EPS_LOW, EPS_HIGH, BETA = 0.2, 0.3, 0.04
 

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 import io
 
-from samr1lib import viewer
+from samr1lib.view import rollouts as viewer
 
 
 def test_load_filter_sort(rollout_file):

@@ -1,4 +1,7 @@
-"""The segmenter protocol, its prompt type and input checks shared by every backend."""
+"""The segmenter protocol, its prompt type and input checks shared by every backend.
+
+A segmenter knows images and prompts (boxes, labelled points) in pixels of the image it is given; it knows
+nothing of the answer schema (:mod:`samr1lib.segmenters.answers` maps answers to prompts)."""
 
 from __future__ import annotations
 
@@ -6,9 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 import numpy as np
-
-from ..frames import Frame, scale_object
-from ..schema import Answer
 
 
 @dataclass(frozen=True)
@@ -49,17 +49,3 @@ def as_rgb(image: Any, name: str = "image") -> np.ndarray:
     if image.dtype != np.uint8:
         raise ValueError(f"{name} must be uint8 RGB, got dtype {image.dtype}")
     return np.ascontiguousarray(image)
-
-
-def prompts_from_answer(answer: Answer, policy_frame: Frame, image_frame: Frame) -> list[SegPrompt]:
-    """One SegPrompt per object of a parsed answer, mapped from the policy's frame to the image's.
-
-    The object's reference point (``point_2d``) is a positive point; labelled points
-    (``points_2d`` / ``point_labels``) follow with their labels.
-    """
-    prompts = []
-    for obj in answer.objects:
-        obj = scale_object(obj, policy_frame, image_frame)
-        pts, labels = obj.prompt_points()
-        prompts.append(SegPrompt(box=obj.box, points=tuple(pts), labels=tuple(labels)))
-    return prompts

@@ -3,8 +3,9 @@
 It turns the same prompts (box, fg/bg points) into a mask: pixels outside the box start as
 background, inside as probable foreground, positive points as sure foreground and negative
 points as sure background, and GrabCut's colour models refine the split. It is NOT SAM2: on
-textured backgrounds it punishes a box that cuts the object much harder than SAM2 would
-(../shared/NOTES.md). It is used where no SAM2 checkpoint is available (tests, CPU, toy world).
+textured backgrounds it punishes a box that cuts the object much harder than SAM2 would (measured on
+112x112 toy images: boxes jittered by 10 / 20 / 35 % of the object's size kept box IoU 0.74 / 0.54 / 0.34 but
+mask IoU only 0.41 / 0.25 / 0.13). It is used where no SAM2 checkpoint is available (tests, CPU, toy world).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Uses the ``sam2`` package's ``SAM2ImagePredictor``. Within one ``segment`` call the image is
 encoded once (``set_image``) and every prompt of that image is decoded in batched ``predict``
 calls, one per prompt structure (box or not, number of points), so a GRPO group of G rollouts
-costs one image encoding instead of G (the peers re-encode per rollout; see STYLE.md).
+costs one image encoding instead of G (the peers' reward code re-encodes the image for every rollout).
 """
 
 from __future__ import annotations

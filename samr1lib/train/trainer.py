@@ -4,7 +4,7 @@ SAM-R1 (§3.2, Eq. 4) normalises the token terms of a group by the group's total
 sum_i |o_i|, then averages over groups. TRL 1.16 has no loss_type that does this in general, so
 this subclass overrides only the loss; everything else (sampling, rewards, advantages, logging,
 vLLM, DeepSpeed) is TRL's. The reference is :func:`samr1lib.losses.grpo_objective`; the tests
-(tests/test_trainer_loss.py) prove that a real trainer step's loss and gradient equal it.
+(tests/test_trainer_loss.py in the repository) prove that a real trainer step's loss and gradient equal it.
 
 How Eq. 4 survives micro-batching
 ---------------------------------
@@ -74,18 +74,33 @@ does (a correction for the sampler/trainer mismatch, outside Eq. 4).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from accelerate.logging import get_logger
 from trl import GRPOTrainer
 from trl.trainer.utils import nanmax, nanmin
 
-from samr1lib.losses import NORMALIZATIONS, per_token_terms
+from ..losses import NORMALIZATIONS, per_token_terms
 
-__all__ = ["SAMR1GRPOTrainer"]
+__all__ = ["SAMR1GRPOTrainer", "rest_select"]
 
 logger = get_logger(__name__)
 
 _CLIPPED_SURROGATE_LOSSES = ("grpo", "bnpo", "dr_grpo", "dapo")
+
+
+def rest_select(rewards, k: int) -> list[int]:
+    """REST (StAR, docs/papers.md): indices of the k lowest- and k highest-reward rollouts, disjoint,
+    in ascending index order. Fewer than 2k rollouts -> all of them. Ties are broken by index
+    (a stable sort ascending by reward: the lowest are its first k, the highest its last k)."""
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    n = len(rewards)
+    if n <= 2 * k:
+        return list(range(n))
+    order = np.argsort(np.asarray(rewards, dtype=float), kind="stable")
+    keep = set(order[:k].tolist()) | set(order[n - k :].tolist())
+    return sorted(keep)
 
 
 class SAMR1GRPOTrainer(GRPOTrainer):
@@ -148,11 +163,9 @@ class SAMR1GRPOTrainer(GRPOTrainer):
         return output
 
     def _apply_rest(self, output, group_size: int) -> None:
-        """StAR's REST (PAPER.md §8): per group keep the rest_k highest- and rest_k lowest-reward rollouts and
+        """StAR's REST (docs/papers.md): per group keep the rest_k highest- and rest_k lowest-reward rollouts and
         update on those only (the others get a zero completion mask and advantage). Within a group the
         advantage is an increasing function of the reward, so ranking advantages ranks rewards."""
-        from .related import rest_select
-
         adv = output["advantages"]
         n = adv.shape[0]
         if n % group_size:

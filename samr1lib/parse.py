@@ -1,16 +1,10 @@
-"""The answer schema: prompt text, JSON keys, the Answer type and its parser, in one place.
+"""The parser: completion text -> :class:`Answer` (or a typed :class:`Failure`), and back.
 
-SAM-R1 (§3.1, §3.3) has the policy write its reasoning in ``<think>...</think>`` and then, in
-``<answer>...</answer>``, a JSON-like answer with a bounding box, one reference point and a short
-text label. Keys follow Qwen2.5-VL's own grounding vocabulary (``bbox_2d`` ``[x1, y1, x2, y2]``,
-``point_2d`` ``[x, y]``, ``label``). The answer may be one object or a list of objects (StAR,
-PAPER.md §8; an empty list means "no target"). Labelled points for the negative-points ablation
-(PAPER.md §6) and Seg-R1's fg/bg points (§7) use two optional keys of the same object:
-``points_2d`` ``[[x, y], ...]`` and ``point_labels`` ``[1, 0, ...]`` (1 foreground, 0 background).
-
-Coordinates are pixels of the frame the policy sees (840x840 in SAM-R1, §4.1). The parser never
+The answer may be one object or a list of objects (StAR's multi-object answers; an empty list means "no
+target"). Coordinates are pixels of the frame the policy sees (840 x 840 in SAM-R1, §4.1). The parser never
 raises on model text: it returns a :class:`ParseResult` holding either an :class:`Answer` or a
-:class:`Failure` reason with a human-readable detail.
+:class:`Failure` reason with a human-readable detail. The keys are those the prompt asks for
+(:mod:`samr1lib.prompt`).
 """
 
 from __future__ import annotations
@@ -22,57 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Sequence
 
-# §4.1: "every image resized to 840 x 840" before the policy (840 = 30 x 28, Qwen2.5-VL's patch x merge).
-POLICY_FRAME: tuple[int, int] = (840, 840)  # (width, height)
-
-BOX_KEY = "bbox_2d"
-POINT_KEY = "point_2d"
-LABEL_KEY = "label"
-POINTS_KEY = "points_2d"
-POINT_LABELS_KEY = "point_labels"
-# §3.3, segmentation-format reward: box, reference point and text label are all required.
-REQUIRED_KEYS: tuple[str, ...] = (BOX_KEY, POINT_KEY, LABEL_KEY)
-
-SYSTEM_PROMPT = (
-    "You are a helpful assistant that locates objects in images. "
-    "You first think about the question and then give the answer."
-)
-
-PROMPT_TEMPLATE = (
-    'Find "{query}" in the image. '
-    "First output your reasoning inside <think> </think> tags. "
-    "Then output the answer inside <answer> </answer> tags as JSON: "
-    '{{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y], "label": "short description"}}, '
-    "where bbox_2d is the bounding box of the target, point_2d a point inside the target, "
-    "both in pixels of the image."
-)
-
-NEGATIVE_POINTS_SUFFIX = (
-    ' You may add "points_2d": [[x, y], ...] with "point_labels": [1 or 0, ...] '
-    "(1 for a point on the target, 0 for a point on the background)."
-)
-
-
-def build_prompt(query: str, negative_points: bool = False) -> str:
-    """The user instruction for one query (the one prompt template of the project)."""
-    if not isinstance(query, str) or not query.strip():
-        raise ValueError(f"query must be a non-empty string, got {query!r}")
-    text = PROMPT_TEMPLATE.format(query=query.strip())
-    return text + NEGATIVE_POINTS_SUFFIX if negative_points else text
-
-
-def build_messages(query: str, negative_points: bool = False) -> list[dict[str, Any]]:
-    """A conversational prompt (TRL / chat-template format) with one image placeholder."""
-    return [
-        {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
-        {
-            "role": "user",
-            "content": [
-                {"type": "image"},
-                {"type": "text", "text": build_prompt(query, negative_points)},
-            ],
-        },
-    ]
+from .prompt import BOX_KEY, LABEL_KEY, POINT_KEY, POINT_LABELS_KEY, POINTS_KEY, POLICY_FRAME, REQUIRED_KEYS
 
 
 class Failure(str, Enum):
@@ -290,3 +234,31 @@ def format_completion(
     else:
         payload = [o.to_json(decimals) for o in answer]
     return f"<think>{think}</think><answer>{json.dumps(payload)}</answer>"
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a TRL completion: a string, or a conversational ``[{"role", "content"}]`` list
+    whose content is a string or a list of ``{"type": "text", "text": ...}`` parts. Anything else is our
+    own bug (TRL hands rewards one of these two forms) and raises."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        parts = []
+        for message in completion:
+            content = message["content"]
+            if isinstance(content, str):
+                parts.append(content)
+            else:
+                parts.extend(p.get("text", "") for p in content if p.get("type") == "text")
+        return "".join(parts)
+    raise TypeError(f"a completion must be a string or a list of messages, got {type(completion).__name__}")
+
+
+def parse_many(completions: Sequence[Any], frames: Sequence[tuple[int, int]] | tuple[int, int] = POLICY_FRAME,
+               required: Sequence[str] = REQUIRED_KEYS) -> list[ParseResult]:
+    """:func:`parse_completion` of each TRL completion; ``frames`` is one frame for all or one per completion."""
+    if len(frames) == 2 and all(isinstance(v, (int, float)) for v in frames):
+        frames = [frames] * len(completions)  # type: ignore[list-item]
+    if len(frames) != len(completions):
+        raise ValueError(f"{len(frames)} frames for {len(completions)} completions")
+    return [parse_completion(completion_text(c), tuple(f), required) for c, f in zip(completions, frames)]

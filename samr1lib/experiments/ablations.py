@@ -4,7 +4,7 @@
     res.table        # pandas DataFrame: one row per variant, ours as mean +- std over seeds, the paper's beside
     res.figure       # PNG of the training curves (mean +- std band over seeds)
 
-Every variant changes ONE field of the ``toy`` preset (samr1lib.config) and nothing is tuned per variant.
+Every variant changes ONE field of the ``toy`` preset (samr1lib.presets) and nothing is tuned per variant.
 Our numbers are held-out mean tier / gIoU / cIoU of the toy world (512 images, GrabCut masks, a 0.3M
 policy); the paper's are ReasonSeg test and RefCOCOg test with Qwen2.5-VL-7B and SAM2-L. The two are
 never the same experiment: the table says at which scale ours were obtained.
@@ -21,10 +21,21 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
+
+from ..presets import SEGR1, STAR
+from ..train import paper_launch_command
+from ..view.plots import pyplot, save_figure, training_curves
+from .toy import run_variant
 
 __all__ = ["ABLATIONS", "Variant", "AblationResult", "run_ablation", "paper_commands", "variant_name",
            "negative_point_positions", "negative_point_summary", "results_markdown", "write_results_markdown",
            "NOTES_MARKER"]
+
+
+def as_overrides(values: dict[str, Any]) -> tuple[str, ...]:
+    """A preset fragment (samr1lib.presets) as ``key=value`` overrides, booleans in lower case."""
+    return tuple(f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items())
 
 
 @dataclass(frozen=True)
@@ -70,14 +81,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
                     "A.1: learns well at first, then after ~100 steps the reward fluctuates and training collapses"),
         ]),
     "related_systems": dict(
-        title="SAM-R1, Seg-R1 and StAR as configurations of one pipeline", source="PAPER.md §7-8",
+        title="SAM-R1, Seg-R1 and StAR as configurations of one pipeline", source="docs/papers.md",
         variants=[
             Variant("SAM-R1 (Eq. 5 tiers, Eq. 4)", (), "ReasonSeg test 60.2 / 54.3 (gIoU / cIoU, 7B, Table 1)"),
-            Variant("Seg-R1 (fg/bg points, 0.7 IoU + 0.3 S, FCoT cold start)", ("seg_reward=segr1", "negative_points=free"),
+            Variant("Seg-R1 (fg/bg points, 0.7 IoU + 0.3 S, FCoT cold start)", as_overrides(SEGR1),
                     "ReasonSeg test gIoU 56.7, RefCOCOg test cIoU 71.4 (7B)"),
             Variant("StAR (matched multi-object reward, non-repeat, label, REST)",
-                    ("seg_reward=star", "label_reward=true", "num_generations=8", "per_device_train_batch_size=16",
-                     "rest_k=2"),
+                    as_overrides(STAR),
                     "ReasonSeg test 67.5 / 61.3 (7B); 68.5 / 65.0 with voting"),
         ]),
     "negative_points": dict(
@@ -131,11 +141,6 @@ def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2)
                  figures_dir: str | None = "figures", show_progress: bool = True) -> AblationResult:
     """Train every variant of ablation ``name`` for every seed through :func:`samr1lib.toy.run_variant` (cached:
     a finished (variant, seed) is read back, not retrained), then tabulate and plot."""
-    import pandas as pd
-
-    from .plots import training_curves
-    from .toy import run_variant
-
     if name not in ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; choose one of {sorted(ABLATIONS)}")
     if scale == "paper":
@@ -179,8 +184,6 @@ def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2)
 
 def paper_commands(name: str, config: str = "zero3") -> list[str]:
     """The 8-GPU ``accelerate launch`` command of each variant of ablation ``name`` (preset ``paper``)."""
-    from .train import paper_launch_command
-
     spec = ABLATIONS[name]
     return [" ".join(paper_launch_command(config, [*v.overrides, f"output_dir=runs/paper_{name}_{variant_name(v.overrides)}"]))
             for v in spec["variants"]]
@@ -223,9 +226,7 @@ def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[
     of their positions relative to the answer's own box (the box is the unit square)."""
     from matplotlib.patches import Rectangle
 
-    from .plots import _plt, _save
-
-    plt = _plt()
+    plt = pyplot()
     by_variant: dict[str, list[str]] = {}
     for r in result.runs:
         by_variant.setdefault(r["variant"], []).extend(str(p) for p in Path(r["metrics"]).parent.glob("rollouts.rank*.jsonl"))
@@ -250,7 +251,7 @@ def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[
             ax.text(0.5, 0.1, "no labelled points in any rollout", ha="center", va="center", fontsize=8,
                     color="grey", transform=ax.transAxes)
     fig.suptitle("labelled points relative to the answer's box (box = unit square, clipped at -1.5 / 2.5)", fontsize=9)
-    _save(fig, out_png)
+    save_figure(fig, out_png)
     return counts
 
 

@@ -7,9 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from samr1lib.schema import (
-    Answer, Failure, ObjectAnswer, build_messages, build_prompt, format_completion, parse_completion,
-)
+from samr1lib.parse import Answer, Failure, ObjectAnswer, format_completion, parse_completion
+from samr1lib.prompt import build_messages, build_prompt
 
 GOOD = {"bbox_2d": [100, 120, 300, 400], "point_2d": [200, 250], "label": "red cup"}
 

@@ -1,19 +1,16 @@
-"""Tests of samr1lib.related (Seg-R1 §7 and StAR §8 helpers)."""
+"""Seg-R1 and StAR helpers: S-measure (against PySODMetrics), 0.7 IoU + 0.3 S, StAR's tiers and Hungarian matching,
+non-repeat, REST selection, mask-level majority voting."""
 
 import numpy as np
 import pytest
 from py_sod_metrics import Smeasure
 
-from samr1lib.related import (
-    majority_vote,
-    non_repeat_reward,
-    rest_select,
-    s_measure,
-    segr1_reward_value,
-    star_mask_tier,
-    star_match_reward,
-)
-from samr1lib.schema import ObjectAnswer
+from samr1lib.evaluate.vote import majority_vote
+from samr1lib.metrics import s_measure
+from samr1lib.rewards import non_repeat_reward, segr1_reward_value, star_match_reward
+from samr1lib.rewards.star import star_mask_tier
+from samr1lib.train.trainer import rest_select
+from samr1lib.parse import ObjectAnswer
 
 
 def _ref_sm(pred_u8, gt_u8):

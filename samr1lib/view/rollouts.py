@@ -27,6 +27,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from PIL import Image
+
+from ..frames import scale_box, scale_point
+from ..masks import decode_rle
+from .plots import pyplot, save_figure
 
 __all__ = [
     "SORT_KEYS",
@@ -120,8 +125,6 @@ def think_text(completion: str) -> str:
 
 
 def _image(row) -> np.ndarray:
-    from PIL import Image
-
     h, w = int(row.get("height") or 0), int(row.get("width") or 0)
     path = row.get("image_path")
     if path and os.path.exists(path):
@@ -134,9 +137,6 @@ def _image(row) -> np.ndarray:
 
 def _draw(ax, row, title: bool = True) -> None:
     from matplotlib.patches import Rectangle
-
-    from .frames import scale_box, scale_point
-    from .masks import decode_rle
 
     img = _image(row)
     h, w = img.shape[:2]
@@ -179,9 +179,7 @@ def _draw(ax, row, title: bool = True) -> None:
 def render_rollout(row, size: float = 3.6) -> bytes:
     """PNG bytes of one rollout: image, GT mask (green), predicted mask (red; overlap yellow), predicted box
     (cyan), points (o foreground, x background)."""
-    from .plots import _plt
-
-    plt = _plt()
+    plt = pyplot()
     row = row.to_dict() if hasattr(row, "to_dict") else dict(row)
     fig, ax = plt.subplots(figsize=(size, size))
     _draw(ax, row)
@@ -194,9 +192,7 @@ def render_rollout(row, size: float = 3.6) -> bytes:
 
 def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward") -> Path:
     """A static figure: the ``n`` best (top row) and ``n`` worst (bottom row) rollouts by ``by``."""
-    from .plots import _plt, _save
-
-    plt = _plt()
+    plt = pyplot()
     ordered = sort_rollouts(df, by=by, descending=True)
     n = max(1, min(n, len(ordered)))
     best, worst = ordered.head(n), ordered.tail(n).iloc[::-1]
@@ -211,7 +207,7 @@ def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward")
     axes[0][0].set_ylabel(f"best by {by}")
     axes[1][0].set_ylabel(f"worst by {by}")
     fig.suptitle("rollouts: GT green, predicted mask red (overlap yellow), box cyan, points o fg / x bg", fontsize=9)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def _components_html(row) -> str:

@@ -1,6 +1,6 @@
 """A tiny, randomly initialised, offline Qwen2.5-VL policy, and one loader for any policy.
 
-SAM-R1 trains Qwen2.5-VL-7B-Instruct (PAPER.md §4). Tests, smoke runs and CI have neither a GPU
+SAM-R1 trains Qwen2.5-VL-7B-Instruct (SAM-R1 §4.1). Tests, smoke runs and CI have neither a GPU
 nor the Hub, so :func:`build_tiny_policy` writes a directory that has the *same layout and the same
 classes* as ``Qwen/Qwen2.5-VL-7B-Instruct`` -- a ``Qwen2_5_VLForConditionalGeneration`` checkpoint,
 a tokenizer, Qwen2.5-VL's chat template, and a ``Qwen2_5_VLProcessor`` (image and video processor)
@@ -9,35 +9,26 @@ id (``AutoProcessor.from_pretrained(dir)``, ``Qwen2_5_VLForConditionalGeneration
 so the code paths under test are the paper-scale ones.
 
 The tokenizer is a byte-level BPE trained here with ``tokenizers`` on text made from the project's
-own prompt template and answer format (``samr1lib.schema``) with many random numbers. Its
+own prompt template and answer format (:mod:`samr1lib.prompt`, :mod:`samr1lib.parse`) with many random numbers. Its
 pre-tokenizer is Qwen2's (the same split regex, in which ``\\p{N}`` makes every digit its own
 piece, followed by a byte-level step), so numbers tokenise digit by digit as in Qwen2.5-VL and
 "123" round-trips. Qwen's special tokens come first (ids 0, 1, ...), in Qwen's order. It is
 wrapped as a plain ``PreTrainedTokenizerFast``: wrapped as ``Qwen2TokenizerFast`` it would reload
-with Qwen's own pre-tokenizer settings rather than the trained file's (NOTES.md).
-
-CLI::
-
-    python -m samr1lib.policy build OUT_DIR [--seed N]
+with Qwen's own pre-tokenizer settings rather than the trained file's (measured here with transformers 5.x).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = [
-    "QWEN_SPECIAL_TOKENS",
-    "QWEN_EXTRA_TOKENS",
-    "QWEN2_5_VL_CHAT_TEMPLATE",
-    "build_tiny_tokenizer",
-    "build_tiny_policy",
-    "load_policy",
-    "main",
-]
+from ..parse import Answer, ObjectAnswer, format_completion
+from ..prompt import SYSTEM_PROMPT, build_prompt
+
+__all__ = ["QWEN_SPECIAL_TOKENS", "QWEN_EXTRA_TOKENS", "QWEN2_5_VL_CHAT_TEMPLATE", "TINY_POLICY",
+           "build_tiny_tokenizer", "build_tiny_policy", "ensure_tiny_policy"]
 
 # Qwen2 / Qwen2.5-VL special tokens, in the order of their ids in Qwen's vocabulary (151643...).
 QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
@@ -116,8 +107,6 @@ _WORDS = (
 
 def _training_corpus(n: int, seed: int) -> Iterator[str]:
     """Text in the project's prompt and answer format, with many numbers (for the BPE trainer)."""
-    from samr1lib.schema import SYSTEM_PROMPT, Answer, ObjectAnswer, build_prompt, format_completion
-
     rng = random.Random(seed)
     yield SYSTEM_PROMPT
     yield "You are a helpful assistant."
@@ -186,22 +175,64 @@ def build_tiny_tokenizer(vocab_size: int = 1024, seed: int = 0, corpus_size: int
     return wrapped
 
 
+def _tiny_config(tokenizer, hidden_size: int, num_layers: int, num_heads: int, num_kv_heads: int,
+                 intermediate_size: int, vision_depth: int, vision_hidden_size: int, vision_heads: int,
+                 rope_theta: float):
+    """The ``Qwen2_5_VLConfig`` of a tiny model whose special-token ids are ``tokenizer``'s."""
+    from transformers import Qwen2_5_VLConfig
+
+    if hidden_size % num_heads or num_heads % num_kv_heads:
+        raise ValueError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
+    head_dim = hidden_size // num_heads
+    if head_dim % 2:
+        raise ValueError(f"head_dim = hidden_size / num_heads = {head_dim} must be even")
+    if vision_hidden_size % vision_heads:
+        raise ValueError("vision_hidden_size must divide by vision_heads")
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    # mrope splits head_dim/2 rotary frequencies into (temporal, height, width) sections; Qwen uses
+    # [16, 24, 24] for head_dim 128. Same proportions here, and the sections must sum to head_dim/2.
+    half = head_dim // 2
+    t_sec = max(1, half // 4)
+    h_sec = (half - t_sec) // 2
+    text = dict(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
+        max_position_embeddings=4096,
+        rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta),
+                         "mrope_section": [t_sec, h_sec, half - t_sec - h_sec]},
+        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        tie_word_embeddings=False,
+    )
+    vision = dict(
+        depth=vision_depth, hidden_size=vision_hidden_size, intermediate_size=2 * vision_hidden_size,
+        num_heads=vision_heads, out_hidden_size=hidden_size, patch_size=14, spatial_merge_size=2,
+        temporal_patch_size=2, window_size=112, fullatt_block_indexes=[vision_depth - 1],
+    )
+    return Qwen2_5_VLConfig(
+        text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=False,
+    )
+
+
+def _save_processor(out: Path, tokenizer, min_pixels: int, max_pixels: int) -> None:
+    """Qwen2.5-VL's processor (image + video processor, which its constructor requires) with the tiny tokenizer."""
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(min_pixels=min_pixels, max_pixels=max_pixels),
+        chat_template=QWEN2_5_VL_CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(out)
+
+
 def build_tiny_policy(
-    out_dir: str | Path,
-    seed: int = 0,
-    *,
-    vocab_size: int = 1024,
-    hidden_size: int = 64,
-    num_layers: int = 2,
-    num_heads: int = 4,
-    num_kv_heads: int = 2,
-    intermediate_size: int = 128,
-    vision_depth: int = 1,
-    vision_hidden_size: int = 32,
-    vision_heads: int = 2,
-    rope_theta: float = 1000000.0,
-    min_pixels: int = 56 * 56,
-    max_pixels: int = 112 * 112,
+    out_dir: str | Path, seed: int = 0, *, vocab_size: int = 1024, hidden_size: int = 64, num_layers: int = 2,
+    num_heads: int = 4, num_kv_heads: int = 2, intermediate_size: int = 128, vision_depth: int = 1,
+    vision_hidden_size: int = 32, vision_heads: int = 2, rope_theta: float = 1000000.0,
+    min_pixels: int = 56 * 56, max_pixels: int = 112 * 112,
 ) -> Path:
     """Build, save and return the directory of a tiny random Qwen2.5-VL with its processor.
 
@@ -214,156 +245,49 @@ def build_tiny_policy(
     a 4 x 4 grid of image tokens, so ``bench localisation`` can try a smaller one.
     """
     import torch
-    from transformers import (
-        GenerationConfig,
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
-
-    if hidden_size % num_heads or num_heads % num_kv_heads:
-        raise ValueError("hidden_size must divide by num_heads and num_heads by num_kv_heads")
-    head_dim = hidden_size // num_heads
-    if head_dim % 2:
-        raise ValueError(f"head_dim = hidden_size / num_heads = {head_dim} must be even")
-    if vision_hidden_size % vision_heads:
-        raise ValueError("vision_hidden_size must divide by vision_heads")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     tokenizer = build_tiny_tokenizer(vocab_size=vocab_size, seed=seed)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-
-    # mrope splits head_dim/2 rotary frequencies into (temporal, height, width) sections; Qwen uses
-    # [16, 24, 24] for head_dim 128. Same proportions here, and the sections must sum to head_dim/2.
-    half = head_dim // 2
-    t_sec = max(1, half // 4)
-    h_sec = (half - t_sec) // 2
-    mrope_section = [t_sec, h_sec, half - t_sec - h_sec]
-
-    config = Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden_size,
-            intermediate_size=intermediate_size,
-            num_hidden_layers=num_layers,
-            num_attention_heads=num_heads,
-            num_key_value_heads=num_kv_heads,
-            max_position_embeddings=4096,
-            rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta), "mrope_section": mrope_section},
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
-            tie_word_embeddings=False,
-        ),
-        vision_config=dict(
-            depth=vision_depth,
-            hidden_size=vision_hidden_size,
-            intermediate_size=2 * vision_hidden_size,
-            num_heads=vision_heads,
-            out_hidden_size=hidden_size,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            window_size=112,
-            fullatt_block_indexes=[vision_depth - 1],
-        ),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
+    config = _tiny_config(tokenizer, hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size,
+                          vision_depth, vision_hidden_size, vision_heads, rope_theta)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
-        do_sample=True,
-        temperature=1.0,
-    )
+    eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    model.generation_config = GenerationConfig(bos_token_id=pad, eos_token_id=[eos, pad], pad_token_id=pad,
+                                               do_sample=True, temperature=1.0)
     model.save_pretrained(out)
-
-    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
-    video_processor = Qwen2VLVideoProcessor(min_pixels=min_pixels, max_pixels=max_pixels)
-    processor = Qwen2_5_VLProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
-        video_processor=video_processor,
-        chat_template=QWEN2_5_VL_CHAT_TEMPLATE,
-    )
-    processor.save_pretrained(out)
-    (out / "tiny_policy.json").write_text(
-        json.dumps(
-            {
-                "what": "randomly initialised tiny Qwen2.5-VL built by samr1lib.policy.build_tiny_policy",
-                "seed": seed,
-                "num_parameters": sum(p.numel() for p in model.parameters()),
-                "min_pixels": min_pixels,
-                "max_pixels": max_pixels,
-            },
-            indent=2,
-        )
-    )
+    _save_processor(out, tokenizer, min_pixels, max_pixels)
+    (out / "tiny_policy.json").write_text(json.dumps({
+        "what": "randomly initialised tiny Qwen2.5-VL built by samr1lib.policy.build_tiny_policy", "seed": seed,
+        "num_parameters": sum(p.numel() for p in model.parameters()), "min_pixels": min_pixels,
+        "max_pixels": max_pixels,
+    }, indent=2))
     return out
 
 
-_PROCESSOR_FILES = (
-    "processor_config.json",
-    "preprocessor_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-)
+TINY_POLICY = "tiny"  # TrainConfig.policy sentinel: build the tiny policy into <output_dir>/tiny_policy
 
 
-def load_policy(path_or_hub_id: str | Path, device: Any = "cpu", dtype: Any = "auto"):
-    """Load ``(model, processor)`` from a directory (e.g. :func:`build_tiny_policy`'s) or a hub id.
+def ensure_tiny_policy(out: str | Path, seed: int) -> Path:
+    """Build the tiny policy into ``out/tiny_policy`` once, safely when several processes race.
 
-    ``dtype`` is a torch dtype, a name ("bfloat16", "float32") or "auto" (the checkpoint's).
-    Raises ``FileNotFoundError`` with an explanation when a local directory has no processor or
-    tokenizer files (a bare model checkpoint cannot build prompts with images).
+    Each process that finds no finished build writes its own copy (deterministic: same seed, same files)
+    into a private folder and renames it into place; a losing process discards its copy.
     """
-    import torch
-    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+    import os
+    import shutil
 
-    path = Path(path_or_hub_id)
-    if path.exists():
-        if not path.is_dir():
-            raise NotADirectoryError(f"{path} is not a directory")
-        missing = [f for f in _PROCESSOR_FILES if not (path / f).exists()]
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(f"{path} has no config.json: not a saved model directory")
-        if "tokenizer.json" in missing or not ({"processor_config.json", "preprocessor_config.json"} - set(missing)):
-            raise FileNotFoundError(
-                f"{path} has no processor files (missing {', '.join(missing)}); save the processor with "
-                "processor.save_pretrained(dir) next to the model, or build one with "
-                "`python -m samr1lib.policy build DIR`."
-            )
-    if isinstance(dtype, str) and dtype != "auto":
-        dtype = getattr(torch, dtype)
-    processor = AutoProcessor.from_pretrained(str(path_or_hub_id))
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(path_or_hub_id), dtype=dtype)
-    model.to(device)
-    return model, processor
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samr1lib.policy", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="build a tiny random Qwen2.5-VL policy into OUT_DIR")
-    build.add_argument("out_dir")
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--min-pixels", type=int, default=56 * 56)
-    build.add_argument("--max-pixels", type=int, default=112 * 112)
-    args = parser.parse_args(argv)
-    if args.command == "build":
-        out = build_tiny_policy(args.out_dir, seed=args.seed, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
-        print(out)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    final = Path(out) / "tiny_policy"
+    if (final / "tiny_policy.json").exists():
+        return final
+    tmp = Path(out) / f".tiny_policy.tmp.{os.getpid()}"
+    build_tiny_policy(tmp, seed=seed)
+    try:
+        os.rename(tmp, final)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not (final / "tiny_policy.json").exists():
+        raise RuntimeError(f"{final} exists but holds no finished tiny policy; delete it and rerun")
+    return final

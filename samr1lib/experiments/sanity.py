@@ -10,7 +10,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .schema import POLICY_FRAME, parse_completion
+import pandas as pd
+
+from ..data import open_image
+from ..masks import as_mask, mask_to_box
+from ..metrics import box_iou, mask_iou
+from ..parse import parse_completion
+from ..prompt import POLICY_FRAME
+from ..rewards import reasoning_format_reward, segmentation_format_reward, tiered_iou_reward
+from ..segmenters import SegPrompt
 
 __all__ = ["GALLERY", "gallery_table", "perturbation_study"]
 
@@ -36,10 +44,6 @@ GALLERY: list[tuple[str, str]] = [
 
 def gallery_table(gallery: Sequence[tuple[str, str]] = GALLERY, frame: tuple[int, int] = POLICY_FRAME):
     """One row per completion: both format rewards and the parser's outcome (failure reason and detail)."""
-    import pandas as pd
-
-    from .rewards import reasoning_format_reward, segmentation_format_reward
-
     texts = [t for _, t in gallery]
     fmt, seg = reasoning_format_reward(texts), segmentation_format_reward(texts)
     rows = []
@@ -65,14 +69,6 @@ def perturbation_study(records: Sequence[dict], segmenter, noise: Sequence[float
     """Each record's GT box perturbed by Gaussian noise (std = ``noise`` x the box's size), the centre of the GT
     box as point; the segmenter's mask scored against the GT: one row per (record, noise) with box IoU, mask
     IoU and its Eq. 5 tier."""
-    import pandas as pd
-
-    from .data import open_image
-    from .masks import as_mask, mask_to_box
-    from .metrics import box_iou, mask_iou
-    from .rewards import tiered_iou_reward
-    from .segmenters import SegPrompt
-
     rng = np.random.default_rng(seed)
     rows = []
     for i, r in enumerate(records):

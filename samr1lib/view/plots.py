@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["CURVE_KEYS", "read_metrics", "curve", "training_curves", "smooth"]
+from ..data import open_image
+from ..masks import as_mask
+from ..rewards import fixed_threshold_tiers, tiered_iou_reward
+
+__all__ = ["CURVE_KEYS", "read_metrics", "curve", "training_curves", "smooth", "pyplot", "save_figure", "data_overview",
+           "sample_grid", "reward_vs_iou", "perturbation_figure"]
 
 # metric key -> panel title (keys as TRL / samr1lib.rewards log them into metrics.jsonl)
 CURVE_KEYS: dict[str, str] = {
@@ -65,7 +71,7 @@ def training_curves(
 ) -> Path:
     """One panel per metric; one line per run label (mean over its seeds, smoothed over ``window`` steps),
     with a band of +- one std over seeds when a label has several metrics files. Saves ``out_png``."""
-    plt = _plt()
+    plt = pyplot()
     keys = dict(keys) if isinstance(keys, Mapping) else {k: k for k in keys}
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.3), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -96,10 +102,10 @@ def training_curves(
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9, frameon=False)
     if title:
         fig.suptitle(title, fontsize=11)
-    return _save(fig, out_png, dpi=110, rect=(0, 0.1 if handles else 0, 1, 0.95 if title else 1))
+    return save_figure(fig, out_png, dpi=110, rect=(0, 0.1 if handles else 0, 1, 0.95 if title else 1))
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -108,23 +114,19 @@ def _plt():
     return plt
 
 
-def _save(fig, out_png, dpi: int = 100, rect=(0, 0, 1, 1)) -> Path:
+def save_figure(fig, out_png, dpi: int = 100, rect=(0, 0, 1, 1)) -> Path:
     """Lay out, write ``out_png`` (creating its folder), close the figure."""
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout(rect=rect)
     fig.savefig(out, dpi=dpi)
-    _plt().close(fig)
+    pyplot().close(fig)
     return out
 
 
 def data_overview(records: Sequence[dict], out_png: str | os.PathLike, title: str = "") -> tuple[Path, dict]:
     """Histograms of categories, expression lengths (words) and object sizes (mask area / image area)."""
-    from collections import Counter
-
-    from .masks import as_mask
-
-    plt = _plt()
+    plt = pyplot()
     cats = Counter(str(r.get("category")) for r in records)
     lengths = [len(str(r["query"]).split()) for r in records]
     sizes = [float(as_mask(r["mask"], "mask").mean()) for r in records]
@@ -140,17 +142,14 @@ def data_overview(records: Sequence[dict], out_png: str | os.PathLike, title: st
         fig.suptitle(title, fontsize=11)
     stats = {"records": len(records), "categories": dict(cats), "mean_words": float(np.mean(lengths)),
              "mean_object_area": float(np.mean(sizes))}
-    return _save(fig, out_png), stats
+    return save_figure(fig, out_png), stats
 
 
 def sample_grid(records: Sequence[dict], out_png: str | os.PathLike, n: int = 8, seed: int = 0) -> Path:
     """A grid of ``n`` random samples: image, GT mask (green), GT box (cyan), the query as title."""
     import matplotlib.patches as mpatches
 
-    from .data import open_image
-    from .masks import as_mask
-
-    plt = _plt()
+    plt = pyplot()
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(records), size=min(n, len(records)), replace=False)
     cols = min(4, len(pick))
@@ -172,14 +171,12 @@ def sample_grid(records: Sequence[dict], out_png: str | os.PathLike, n: int = 8,
         ax.set_title(str(r["query"])[:38], fontsize=8)
     # the tint changes the target's apparent colour (a red shape looks olive): say so on the figure
     fig.suptitle("query above each image; GT mask tinted green (50 %), GT box cyan", fontsize=9)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def reward_vs_iou(out_png: str | os.PathLike) -> Path:
     """Eq. 5's tiered reward against IoU, beside Table 3's fixed thresholds 0.5 / 0.7 / 0.8."""
-    from .rewards import fixed_threshold_tiers, tiered_iou_reward
-
-    plt = _plt()
+    plt = pyplot()
     iou = np.linspace(0, 1, 1001)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(iou, [tiered_iou_reward(v) for v in iou], lw=2.5, label="tiered (Eq. 5)")
@@ -189,12 +186,12 @@ def reward_vs_iou(out_png: str | os.PathLike) -> Path:
     ax.set_ylabel("segmentation reward")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)
 
 
 def perturbation_figure(df, out_png: str | os.PathLike) -> Path:
-    """Mask IoU and tier reward against the box perturbation level (from :func:`samr1lib.sanity.perturbation_study`)."""
-    plt = _plt()
+    """Mask IoU and tier reward against the box perturbation level (from :func:`samr1lib.experiments.sanity.perturbation_study`)."""
+    plt = pyplot()
     g = df.groupby("noise")
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     for a, col, name in ((ax[0], "mask_iou", "mask IoU"), (ax[1], "tier", "tier reward (Eq. 5)")):
@@ -205,4 +202,4 @@ def perturbation_figure(df, out_png: str | os.PathLike) -> Path:
         a.grid(alpha=0.3)
     ax[0].plot(g["box_iou"].mean().index, g["box_iou"].mean().values, marker="s", ls="--", label="box IoU")
     ax[0].legend(fontsize=8)
-    return _save(fig, out_png)
+    return save_figure(fig, out_png)

@@ -1,0 +1,122 @@
+"""Can the tiny policy localise at all? Probes under the learning benchmark: box-centre correlation, the loss with
+its own vs another image, and an exact-box SFT probe (``python -m samr1lib.bench localisation``)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..data.toy_world import heldout_records, train_records, write_toy_world
+from ..policy import build_tiny_policy, load_policy
+from .toy import TOY_POLICY, evaluate_policy, samples
+from .warm_start import build_sft_dataset, warm_start
+
+__all__ = ["box_centre_correlation", "image_dependence", "localisation_probe"]
+
+
+def box_centre_correlation(rows: Sequence[dict]) -> dict[str, float]:
+    """Pearson correlation of predicted and GT box centres, in x and in y, over the evaluation rows that have
+    both boxes: how much image-dependent position the answers carry (about 0: image-blind). A prediction that
+    does not vary carries no position: 0. ``n`` is the number of rows used."""
+    pairs = [(r["pred_box"], r["gt_box"]) for r in rows if r.get("pred_box") and r.get("gt_box")]
+    out: dict[str, float] = {"n": len(pairs)}
+    for axis, (a, b) in (("x", (0, 2)), ("y", (1, 3))):
+        pred = np.array([(p[a] + p[b]) / 2 for p, _ in pairs], dtype=float)
+        gt = np.array([(g[a] + g[b]) / 2 for _, g in pairs], dtype=float)
+        ok = len(pairs) >= 2 and pred.std() > 0 and gt.std() > 0
+        out[f"corr_{axis}"] = float(np.corrcoef(pred, gt)[0, 1]) if ok else 0.0
+    return out
+
+
+def image_dependence(policy_dir: str | os.PathLike, dataset, n: int = 64) -> dict[str, float]:
+    """Does the policy's answer depend on its image at all? The mean completion loss (teacher-forced, per token)
+    of the first ``n`` rows of ``dataset`` (columns image / prompt / completion, as :func:`build_sft_dataset`
+    writes) with each row's own image, and with the image of the next row instead (rotated by one). Equal losses:
+    the answers ignore the image, whatever generation shows; ``loss_gap`` = other - own."""
+    rows = list(dataset.select(range(min(n, len(dataset)))))
+    if len(rows) < 2:
+        raise ValueError(f"image_dependence needs at least 2 rows to swap images, got {len(rows)}")
+    model, processor = load_policy(policy_dir)
+    model.eval()
+
+    def mean_loss(images) -> float:
+        total = tokens = 0.0
+        for row, image in zip(rows, images):
+            prompt = processor.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+            full = processor(text=[prompt + row["completion"][0]["content"][0]["text"]], images=[image],
+                             return_tensors="pt")
+            n_prompt = processor(text=[prompt], images=[image], return_tensors="pt")["input_ids"].shape[1]
+            labels = full["input_ids"].clone()
+            labels[:, :n_prompt] = -100
+            with torch.no_grad():
+                loss = model(**full, labels=labels).loss
+            k = int((labels[:, 1:] != -100).sum())  # the loss is the mean over the shifted labels
+            total, tokens = total + float(loss) * k, tokens + k
+        return total / tokens
+
+    images = [r["image"] for r in rows]
+    own, other = mean_loss(images), mean_loss(images[1:] + images[:1])
+    return {"loss_own_image": own, "loss_other_image": other, "loss_gap": other - own, "rows": len(rows)}
+
+
+def localisation_probe(
+    root: str | os.PathLike, steps: int = 500, max_objects: int = 1, position_gradient: float = 0.5, seed: int = 0,
+    policy: dict[str, int] | None = None, n_train_images: int = 1000, n_heldout: int = 128,
+    learning_rate: float = 2e-3, batch_size: int = 16, show_progress: bool = True,
+) -> dict[str, Any]:
+    """Does supervised training on EXACT boxes make the tiny policy localise? The question under the learning
+    benchmark: GRPO can only sharpen what the policy can express, and a policy whose boxes ignore the image can
+    only learn image-independent boxes.
+
+    Writes a toy world (``max_objects`` = 1: one shape per image, so the query need not be read), builds the
+    tiny policy (:data:`TOY_POLICY` updated by ``policy``), fine-tunes it for ``steps`` steps on exact answers
+    (:func:`build_sft_dataset` with no jitter and no enlargement), evaluates greedily on the held-out images
+    and returns :func:`tier_summary` + :func:`box_centre_correlation` + :func:`image_dependence` on the held-out
+    exact answers + timings (saved as ``root/probe.json``; a finished probe is read back, not rerun)."""
+    root = Path(root)
+    shape = dict(TOY_POLICY, **(policy or {}))
+    asked = dict(steps=steps, max_objects=max_objects, position_gradient=position_gradient, seed=seed, policy=shape,
+                 n_train_images=n_train_images, n_heldout=n_heldout, learning_rate=learning_rate,
+                 batch_size=batch_size)
+    done = root / "probe.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        if saved.get("asked") != asked:
+            raise ValueError(f"{root} holds a probe run with other settings ({saved.get('asked')}, asked {asked}); "
+                             "use another folder or delete it")
+        return saved
+    known = set(inspect.signature(build_tiny_policy).parameters) - {"out_dir", "seed"}
+    bad = sorted(set(shape) - known)
+    if bad:
+        raise ValueError(f"unknown tiny-policy argument(s) {bad}; build_tiny_policy takes {sorted(known)}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    write_toy_world(root / "world", n_train_images=n_train_images, n_heldout=n_heldout,
+                    position_gradient=position_gradient, max_objects=max_objects, seed=seed)
+    pol = root / "tiny_policy"
+    if not (pol / "tiny_policy.json").exists():
+        build_tiny_policy(pol, seed=seed, **shape)
+    ds = build_sft_dataset(train_records(root / "world"), root / "sft_data", copies=1, seed=seed, shift=0.0,
+                           enlarge=(1.0, 1.0))
+    ws = warm_start(pol, ds, root / "exact_sft", max_steps=steps, learning_rate=learning_rate, batch_size=batch_size,
+                    seed=seed)
+    info = json.loads((ws / "warm_start.json").read_text())
+    summary = evaluate_policy(ws, heldout_records(root / "world"), root / "eval", show_progress=show_progress)
+    heldout_answers = build_sft_dataset(heldout_records(root / "world"), root / "heldout_data", copies=1, seed=seed,
+                                        shift=0.0, enlarge=(1.0, 1.0))
+    dependence = {k: v for k, v in image_dependence(ws, heldout_answers).items() if k != "rows"}
+    result = {
+        "sft_steps": info["steps"], "max_objects": max_objects, "position_gradient": position_gradient, "seed": seed,
+        "policy": shape, "n_train_rows": len(ds), "sft_seconds": info["seconds"], "final_loss": info["final_loss"],
+        **summary, **{k: v for k, v in box_centre_correlation(samples(root / "eval")).items() if k != "n"},
+        **dependence,
+        "torch_threads": torch.get_num_threads(), "asked": asked,
+    }
+    done.write_text(json.dumps(result, indent=2))
+    return result
