@@ -11,13 +11,34 @@ import pytest
 from samr1lib.experiments import ablations, notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
 EXPECTED = ["01_data_sampling", "02_reward_sanity_checks", "03_training_launch", "04_ablation_threshold",
             "05_ablation_token_level", "06_ablation_clip_higher", "07_ablation_kl_removal",
             "08_ablation_negative_points", "09_evaluation", "10_rollout_viewer", "11_related_systems"]
 
 
 def test_all_notebooks_exist_in_reading_order():
-    assert [p.stem for p in notebooks.list_notebooks()] == EXPECTED
+    assert [p.stem for p in notebooks.list_notebooks(NOTEBOOKS)] == EXPECTED
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_each_notebook_agrees_with_its_reviewable_py_percent_source(name):
+    """The .py (jupytext py:percent) is the source a reviewer reads; the .ipynb must hold exactly its cells:
+    after editing either, run `jupytext --sync notebooks/NN_*.ipynb`."""
+    import jupytext
+
+    py = jupytext.read(NOTEBOOKS / f"{name}.py")
+    ipynb = jupytext.read(NOTEBOOKS / f"{name}.ipynb")
+    cells = lambda nb: [(c.cell_type, c.source.strip(), c.metadata.get("tags", [])) for c in nb.cells]  # noqa: E731
+    assert cells(py) == cells(ipynb), f"{name}.ipynb and {name}.py differ: run jupytext --sync notebooks/{name}.ipynb"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_notebook_cells_hold_no_logic_beyond_calls(name):
+    """Scale dispatch and path handling live in samr1lib.experiments.steps, not in cells."""
+    nb = nbformat.read(str(NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
+    assert "if scale" not in code and "elif scale" not in code and "runs/notebooks" not in code
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -47,13 +68,13 @@ def test_output_check_catches_an_executed_notebook(tmp_path):
 def test_params_yaml_common_and_per_notebook(tmp_path):
     y = tmp_path / "p.yaml"
     y.write_text("scale: toy\nseeds: [0, 1, 2]\n04: {seeds: [5]}\n05_ablation_token_level: {root: x}\n")
-    nbs = notebooks.resolve(["04", "05_ablation_token_level", "06"])
+    nbs = notebooks.resolve(["04", "05_ablation_token_level", "06"], NOTEBOOKS)
     p = notebooks.load_params(y, nbs)
     assert p["04_ablation_threshold"] == {"scale": "toy", "seeds": [5]}
     assert p["05_ablation_token_level"] == {"scale": "toy", "seeds": [0, 1, 2], "root": "x"}
     assert p["06_ablation_clip_higher"] == {"scale": "toy", "seeds": [0, 1, 2]}
     with pytest.raises(ValueError, match="no notebook"):
-        notebooks.resolve(["99"])
+        notebooks.resolve(["99"], NOTEBOOKS)
 
 
 def _fake_metrics(tmp_path, name, figure=True):
@@ -117,7 +138,7 @@ def executed():
     for stem in ("01_data_sampling", "02_reward_sanity_checks", "03_training_launch", "09_evaluation",
                  "10_rollout_viewer"):
         params[stem].pop("root")
-    report = notebooks.run_notebooks(notebooks.list_notebooks(), params, out, log=lambda *_: None)
+    report = notebooks.run_notebooks(notebooks.list_notebooks(NOTEBOOKS), params, out, log=lambda *_: None)
     return out, report
 
 

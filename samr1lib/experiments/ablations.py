@@ -121,6 +121,13 @@ class AblationResult:
     figure: Path | None
     seconds: float
 
+    def caption(self) -> str:
+        """What the table is and is not: markdown for the notebook."""
+        return (f"**Ours: {self.scale} scale** (toy world, 0.3M-parameter policy, GrabCut masks, held-out set of "
+                f"{self.runs[0]['after']['n']} images, seeds {list(self.seeds)}; mean ± std over seeds). **Paper: "
+                "ReasonSeg test (RS) and RefCOCOg test (Rcg), Qwen2.5-VL-7B + SAM2-L, 8 GPUs.** Not the same "
+                "experiment: read the ordering, not the values.")
+
     def metrics(self) -> dict[str, Any]:
         """What the notebook writes as its final metrics JSON."""
         rows = self.table.to_dict(orient="records")
