@@ -323,3 +323,28 @@ def test_rollout_rows_align_rewards_and_advantages(tmp_path):
         np.testing.assert_allclose(adv, expected, rtol=1e-4, atol=1e-4)
         spread = spread or rew.std() > 0
     assert spread, "the length reward should vary inside at least one group"
+
+
+@pytest.mark.slow
+def test_star_step_segments_each_completion_once(tmp_path, monkeypatch):
+    """Under StAR (matched reward + non-repeat + label, REST) one training step segments each completion once: the
+    trainer's one segmentation is handed to every reward and to the rollout log (before, a monitor reward segmented
+    every completion a second time to fill the log)."""
+    import samr1lib.rewards.segmentation as seg_module
+    from samr1lib.train import train
+
+    segmented = []
+    real = seg_module.answer_masks
+
+    def counting(completions, *args, **kwargs):
+        segmented.append(len(completions))
+        return real(completions, *args, **kwargs)
+
+    monkeypatch.setattr(seg_module, "answer_masks", counting)
+    cfg = load_config("smoke", overrides=["seg_reward=star", "label_reward=true", "rest_k=1", f"output_dir={tmp_path}",
+                                          "max_steps=2", "save_steps=100"])
+    train(cfg)
+    rows = _rows(tmp_path / "rollouts.rank0.jsonl")
+    assert len(rows) == 8 and set(rows[0]["rewards"]) == {"reasoning_format_reward", "segmentation_format_reward",
+                                                          "star_reward", "non_repeat_reward", "label_reward"}
+    assert segmented == [4, 4]  # one call per step, each completion once
