@@ -58,7 +58,7 @@ run_cfg = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
 
 # %%
 rows = plots.read_metrics(logs) if logs.exists() else []
-metrics = {"scale": scale, "launch": train.paper_launch_command(), "world_size": run_cfg.get("world_size"),
+metrics = {"scale": scale, "launch": train.paper_launch_command(), "world_size": run_cfg.get("launch", {}).get("world_size"),
            "steps_logged": len(rows), "last": rows[-1] if rows else None, "figure": str(curves) if curves else None}
 
 # %% [markdown]

@@ -62,7 +62,7 @@ class TrainConfig:
     processor)."""
     world_images: int = 0
     """synthetic / toy data sources only (not the paper's): images written (toy: of the training world)."""
-    world_size: int = 112
+    world_image_size: int = 112
     """synthetic / toy data sources only: image side in pixels."""
     world_position_gradient: float = 0.0
     """synthetic / toy data sources only: strength of the background's position ramp (a learnable cue)."""
@@ -118,13 +118,15 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ batches and schedule
     per_device_train_batch_size: int = 8
-    """not stated: 8 = G puts one whole group on each process; on 8 GPUs a step draws 64 rollouts = 8
-    questions."""
+    """not stated: 8 = G, one whole group per process and optimizer step; on 8 GPUs an optimizer step trains on
+    64 rollouts = 8 questions."""
     gradient_accumulation_steps: int = 1
-    """not stated: 1 (TRL's default); with steps_per_generation 1 every generation batch is one optimizer step
-    (on-policy: the PPO ratio is 1 and no clip bound is reached)."""
-    steps_per_generation: int = 1
-    """not stated: 1, see gradient_accumulation_steps."""
+    """not stated: 1, one micro-batch per optimizer step (TRL's default)."""
+    steps_per_generation: int = 4
+    """not stated: 4 optimizer steps per generation batch (8 x 4 x 8 GPUs = 256 rollouts = 32 questions), so
+    steps 2-4 are off-policy and the clip range acts: Table 4 reports a clip-higher effect, which cannot exist
+    on-policy (the ratio is then exactly 1). 4 is EasyR1's (Seg-Zero's base): rollout batch 512, update batch 128.
+    1 = on-policy (preset paper_on_policy)."""
     max_steps: int = -1
     """not stated: -1 = run num_train_epochs; one epoch of 3k questions at 8 per step is 375 steps, past the ~100
     steps where A.1 saw the KL-free run collapse."""
@@ -136,7 +138,11 @@ class TrainConfig:
     temperature: float = 1.0
     """not stated: 1.0, TRL's default sampling temperature for GRPO rollouts."""
     max_grad_norm: float = 1.0
-    """not stated: TRL's default max_grad_norm."""
+    """not stated: TRL's default max_grad_norm (EasyR1's too)."""
+    lr_scheduler_type: Literal["constant", "constant_with_warmup", "linear", "cosine"] = "constant"
+    """not stated: constant, EasyR1's (lr_warmup_ratio 0 on a constant schedule), not TRL's linear decay to 0."""
+    warmup_ratio: float = 0.0
+    """not stated: no warmup, EasyR1's lr_warmup_ratio 0.0."""
 
     # ------------------------------------------------------------------ hardware
     bf16: bool = True
@@ -148,7 +154,16 @@ class TrainConfig:
     vllm_mode: Literal["colocate", "server"] = "colocate"
     """not stated: "colocate" shares the 8 training GPUs (no separate vLLM server node)."""
     vllm_gpu_memory_utilization: float = 0.3
-    """not stated: 0.3 leaves the rest of an 80 GB A100 to ZeRO-3 training (TRL's colocate default scale)."""
+    """not stated: 0.3 of an 80 GB A100 for vLLM's weights (~17 GB in bf16) and KV cache, the rest for ZeRO-3
+    training (TRL's colocate default)."""
+    vllm_max_model_length: int = 3072
+    """not stated: an 840x840 image is 900 tokens, the prompt ~150, the completion up to max_completion_length
+    (1024): 3072 leaves ~1000 tokens of room. Unset, vLLM would size its KV cache for the model's 128k context,
+    which does not fit the colocate share after the weights. Checked >= image tokens + 256 + completion."""
+    vllm_importance_sampling: Literal["sequence_mask", "sequence_truncate", "token_mask", "token_truncate",
+                                      "off"] = "sequence_mask"
+    """not stated: TRL 1.16's default correction for the vLLM / trainer log-prob mismatch ("off" disables it);
+    outside Eq. 4, as TRL applies it."""
     num_processes: int = 8
     """§4.1: 8 GPUs; the launch's real WORLD_SIZE is checked at run time."""
     use_cpu: bool | None = None
@@ -178,7 +193,11 @@ class TrainConfig:
     seed: int = 42
     """not stated: TRL/transformers' default seed 42."""
     resume: bool = True
-    """not stated: resume from the last checkpoint in output_dir when one exists (--no-resume disables)."""
+    """not stated: resume from the last checkpoint in output_dir when one exists (--no-resume disables); a run
+    started with other values of the fields that shape training is refused unless allow_config_change."""
+    allow_config_change: bool = False
+    """not stated: resume even when the run's saved config differs in a field that shapes training (the fields
+    that may change on a resume are max_steps, num_train_epochs, save_*, logging_steps, report_to)."""
     rollout_log: bool = True
     """not stated: write every rollout to <output_dir>/rollouts.rank{r}.jsonl (the viewer's input)."""
     control: Literal["none", "shuffled"] = "none"
@@ -211,24 +230,17 @@ _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _scalar(name: str, base: type, value: Any) -> Any:
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-        s = str(value).strip().lower()
-        if s in _TRUE or s in _FALSE:
-            return s in _TRUE
+    """``value`` as ``base`` (bool, int, float or str); ValueError when it is not one."""
+    text = str(value).strip().lower()
+    if base is bool and (isinstance(value, bool) or text in _TRUE + _FALSE):
+        return value if isinstance(value, bool) else text in _TRUE
+    if isinstance(value, bool) or base is bool:  # True is an int in Python, not a number of steps
         raise ValueError
-    if base is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError
+    if base is int and not (isinstance(value, float) and not value.is_integer()):
         return int(value.strip()) if isinstance(value, str) else int(value)
-    if base is float:
-        if isinstance(value, bool):
-            raise ValueError
-        return float(value)
-    if base is str:
-        return str(value)
-    raise ValueError(f"config field {name!r} has an unsupported type {base}")  # pragma: no cover
+    if base in (float, str):
+        return base(value)
+    raise ValueError(f"config field {name!r} cannot hold {value!r}")
 
 
 def parse_value(name: str, value: Any) -> Any:
@@ -270,8 +282,9 @@ def check_generation_batch(cfg: TrainConfig, world_size: int | None = None) -> i
 
 
 _TIERS = re.compile(r"eq5|fixed0(\.\d+)?")
-_POSITIVE = ("per_device_train_batch_size", "gradient_accumulation_steps", "steps_per_generation", "num_processes",
-             "max_completion_length", "image_size", "save_steps", "logging_steps", "n_train")
+_POSITIVE = ("vllm_max_model_length", "per_device_train_batch_size", "gradient_accumulation_steps",
+             "steps_per_generation", "num_processes", "max_completion_length", "image_size", "save_steps",
+             "logging_steps", "n_train")
 
 
 def validate(cfg: TrainConfig, world_size: int | None = None) -> TrainConfig:
@@ -298,6 +311,14 @@ def validate(cfg: TrainConfig, world_size: int | None = None) -> TrainConfig:
     if cfg.rest_k < 0 or (cfg.rest_k and 2 * cfg.rest_k >= cfg.num_generations):
         raise ValueError(f"rest_k={cfg.rest_k} must be 0 (off) or keep fewer than G={cfg.num_generations} "
                          "rollouts (2 x rest_k < num_generations)")
+    if not 0.0 <= cfg.warmup_ratio < 1.0:
+        raise ValueError(f"warmup_ratio must be in [0, 1), got {cfg.warmup_ratio}")
+    if cfg.use_vllm:
+        need = (cfg.image_size // 28) ** 2 + 256 + cfg.max_completion_length  # Qwen2.5-VL: one token per 28x28
+        if cfg.vllm_max_model_length < need:
+            raise ValueError(f"vllm_max_model_length={cfg.vllm_max_model_length} < {need}: the image's tokens "
+                             f"({(cfg.image_size // 28) ** 2}) + 256 for the prompt + max_completion_length "
+                             f"({cfg.max_completion_length}) would not fit")
     check_generation_batch(cfg, world_size)
     return cfg
 

@@ -1,6 +1,7 @@
 """Presets: the only non-paper values of the project, in one place. Each maps TrainConfig fields to values;
 the paper run is TrainConfig's defaults (preset ``paper``).
 
+- ``paper_on_policy``: the paper run with one optimizer step per generation batch (the on-policy comparison);
 - ``smoke``: the tiny offline policy, a 16-image synthetic world, GrabCut, CPU, seconds (CI's wiring check);
 - ``toy``: the toy world's CPU benchmark (samr1lib.experiments.toy), the paper's objective unchanged;
 - ``toy_smoke``: the toy pipeline in seconds (its wiring in CI; learns nothing);
@@ -16,6 +17,9 @@ __all__ = ["PRESETS", "CPU", "SEGR1", "STAR"]
 # What every CPU preset changes: no bf16, no gradient checkpointing, no vLLM, one process, no tensorboard.
 CPU: dict[str, Any] = dict(bf16=False, gradient_checkpointing=False, use_vllm=False, num_processes=1,
                            report_to="none")
+# What the CPU presets keep of the on-policy settings they were built and tuned with (TRL's defaults): one optimizer
+# step per generation batch and a learning rate decaying linearly to 0.
+ON_POLICY: dict[str, Any] = dict(steps_per_generation=1, lr_scheduler_type="linear")
 
 # Seg-R1 (docs/papers.md): answers with labelled fg/bg points, reward 0.7 IoU + 0.3 S-measure (its warm start is
 # an SFT cold start on FCoT-style data, samr1lib.experiments.warm_start).
@@ -26,9 +30,9 @@ SEGR1: dict[str, Any] = dict(seg_reward="segr1", negative_points="free")
 STAR: dict[str, Any] = dict(seg_reward="star", label_reward=True, num_generations=8, per_device_train_batch_size=16,
                             rest_k=2)
 
-PRESETS: dict[str, dict[str, Any]] = {"paper": {}}
+PRESETS: dict[str, dict[str, Any]] = {"paper": {}, "paper_on_policy": dict(steps_per_generation=1)}
 PRESETS["smoke"] = dict(
-    CPU, policy="tiny", segmenter="grabcut", data_source="synthetic", world_images=16, world_size=112,
+    CPU, **ON_POLICY, policy="tiny", segmenter="grabcut", data_source="synthetic", world_images=16, world_image_size=112,
     image_size=112, n_train=8, num_generations=4, per_device_train_batch_size=4, max_steps=2,
     max_completion_length=16, output_dir="runs/smoke", save_steps=2, grabcut_iterations=1,
 )
@@ -38,8 +42,8 @@ PRESETS["smoke"] = dict(
 # after 200 steps +0.32 at 5e-4, +0.45 at 1e-3) and then fixed for every seed and variant. 100 steps is what the
 # ablations run; the learning benchmark runs 300.
 PRESETS["toy"] = dict(
-    CPU, policy="tiny", segmenter="grabcut", data_source="toy", data_root="runs/toy_world", dataset="refcoco",
-    split="all", world_images=1000, world_size=112, image_size=112, world_position_gradient=0.5, n_train=2000,
+    CPU, **ON_POLICY, policy="tiny", segmenter="grabcut", data_source="toy", data_root="runs/toy_world", dataset="refcoco",
+    split="all", world_images=1000, world_image_size=112, image_size=112, world_position_gradient=0.5, n_train=2000,
     num_generations=8, per_device_train_batch_size=16, max_steps=100, max_completion_length=64,
     learning_rate=1e-3, output_dir="runs/toy", save_steps=50,
 )

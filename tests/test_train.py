@@ -85,7 +85,7 @@ def test_help_lists_every_field_with_its_docstring_and_choices():
 def test_presets_load_and_differ_where_a_cpu_needs_it():
     smoke, toy = load_config("smoke"), load_config("toy")
     assert smoke.policy == "tiny" and smoke.segmenter == "grabcut" and not smoke.bf16 and not smoke.use_vllm
-    assert toy.world_position_gradient > 0 and toy.world_size == 112 and toy.data_source == "toy"
+    assert toy.world_position_gradient > 0 and toy.world_image_size == 112 and toy.data_source == "toy"
     # the objective's paper values survive in the CPU presets
     assert smoke.epsilon_high == toy.epsilon_high == 0.3 and smoke.normalization == "group"
 
@@ -93,7 +93,7 @@ def test_presets_load_and_differ_where_a_cpu_needs_it():
 @pytest.mark.parametrize(
     "preset, overrides, match",
     [
-        ("nope", [], r"unknown preset 'nope'; valid presets: paper, segr1_toy, smoke, star_toy, toy, toy_smoke"),
+        ("nope", [], r"unknown preset 'nope'; valid presets: paper, paper_on_policy, segr1_toy, smoke, star_toy, toy, toy_smoke"),
         ("smoke", ["not_a_field=1"], r"unknown config field 'not_a_field'; valid fields: .*beta"),
         ("smoke", ["num_generations=abc"], r"'num_generations' expects int"),
         ("smoke", ["learning_rate=fast"], r"'learning_rate' expects float"),
@@ -129,13 +129,14 @@ def test_generation_batch_divisibility():
     c = load_config("smoke", overrides=["num_generations=8"], world_size=2)  # 4 x 1 x 2 = 8
     with pytest.raises(ValueError, match="must divide"):
         check_generation_batch(c, world_size=1)
-    assert check_generation_batch(TrainConfig()) == 64  # the paper: 8 per GPU x 8 GPUs
+    assert check_generation_batch(TrainConfig()) == 256  # the paper: 8 per GPU x 4 steps x 8 GPUs
 
 
 def test_dataset_column_check():
-    check_columns(["prompt", "image", "mask", "ignore", "height"])
+    full = ["prompt", "image", "mask", "ignore", "image_path", "width", "height", "policy_frame"]
+    check_columns(full)
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['mask'\]"):
-        check_columns(["prompt", "image", "ignore"])
+        check_columns([c for c in full if c != "mask"])
 
 
 def test_policy_without_processor_fails_before_loading(tmp_path):
@@ -165,7 +166,7 @@ def test_missing_sam2_checkpoint_or_data_fails_before_loading(tmp_path):
 def test_cli_rejects_bad_input_fast():
     t = time.time()
     r = _run([sys.executable, "-m", "samr1lib.train", "--preset", "nope"], timeout=60)
-    assert r.returncode == 2 and "valid presets: paper, segr1_toy, smoke, star_toy, toy, toy_smoke" in r.stderr
+    assert r.returncode == 2 and "valid presets: paper, paper_on_policy, segr1_toy, smoke, star_toy, toy, toy_smoke" in r.stderr
     r = _run([sys.executable, "-m", "samr1lib.train", "--preset", "smoke", "num_generations=3"], timeout=60)
     assert r.returncode == 2 and "must divide the generation batch" in r.stderr
     assert time.time() - t < 30  # no model, no TRL import
@@ -181,7 +182,7 @@ def test_shipped_accelerate_configs_and_launch_command():
     assert cmd[:4] == ["accelerate", "launch", "--config_file", str(accelerate_config_path("zero3"))]
     assert cmd[-4:] == ["-m", "samr1lib.train", "--preset", "paper"]
     assert "--num_processes" in cmd and cmd[cmd.index("--num_processes") + 1] == "8"
-    assert set(PRESETS) == {"paper", "smoke", "toy", "toy_smoke", "segr1_toy", "star_toy"}
+    assert set(PRESETS) == {"paper", "paper_on_policy", "smoke", "toy", "toy_smoke", "segr1_toy", "star_toy"}
 
 
 @pytest.mark.parametrize(

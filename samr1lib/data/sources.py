@@ -42,13 +42,13 @@ def _refer(cfg, work_dir: Path) -> tuple[list[dict], str]:
 def _synthetic(cfg, work_dir: Path) -> tuple[list[dict], str]:
     root = work_dir / "world"
     if not (root / cfg.dataset / "instances.json").exists():
-        write_refer_world(str(root), n_images=cfg.world_images, seed=cfg.seed, size=(cfg.world_size, cfg.world_size),
+        write_refer_world(str(root), n_images=cfg.world_images, seed=cfg.seed, size=(cfg.world_image_size, cfg.world_image_size),
                           position_gradient=cfg.world_position_gradient)
     return list(load_refer(str(root), cfg.dataset, cfg.split)), f"{root} {cfg.dataset} {cfg.split}"
 
 
 def _toy(cfg, work_dir: Path) -> tuple[list[dict], str]:
-    write_toy_world(cfg.data_root, n_train_images=cfg.world_images, n_heldout=None, size=cfg.world_size,
+    write_toy_world(cfg.data_root, n_train_images=cfg.world_images, n_heldout=None, size=cfg.world_image_size,
                     position_gradient=cfg.world_position_gradient, seed=cfg.data_seed)
     return train_records(cfg.data_root), f"the toy world {cfg.data_root}"
 
@@ -69,7 +69,7 @@ def source_records(cfg, work_dir: str | Path) -> tuple[list[dict], str]:
 
 
 _DATASET_KEYS = ("data_source", "data_root", "dataset", "split", "n_train", "data_seed", "image_size", "world_images",
-                 "world_size", "world_position_gradient", "negative_points")
+                 "world_image_size", "world_position_gradient", "negative_points")
 
 
 def training_dataset(cfg, work_dir: str | Path):

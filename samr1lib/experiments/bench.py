@@ -81,9 +81,10 @@ def make_group_inputs(groups: int, group_size: int, height: int, width: int, see
 
 def run_reward_bench(
     config: str = "sam2.1_hiera_t", image_size: int | None = None, group_size: int = 8, groups: int = 2,
-    height: int = 480, width: int = 640, device: str = "cpu", seed: int = 0, log=print,
+    height: int = 480, width: int = 640, device: str = "cpu", seed: int = 0, log=print, segmenter=None,
 ) -> RewardBenchResult:
-    seg = SAM2Segmenter(config=config, checkpoint=None, device=device, image_size=image_size, seed=seed)
+    """Batched vs per-completion SAM2 on the same groups (``segmenter``: an already built SAM2Segmenter)."""
+    seg = segmenter or SAM2Segmenter(config=config, checkpoint=None, device=device, image_size=image_size, seed=seed)
     items = make_group_inputs(groups, group_size, height, width, seed)
     seg.segment(*items[0])  # warm-up: first-call allocations are not what we measure
 

@@ -103,7 +103,7 @@ def default_root(scale: str) -> str:
 
 
 def _write_world(cfg, n_heldout: int) -> dict[str, Any]:
-    return write_toy_world(cfg.data_root, n_train_images=cfg.world_images, n_heldout=n_heldout, size=cfg.world_size,
+    return write_toy_world(cfg.data_root, n_train_images=cfg.world_images, n_heldout=n_heldout, size=cfg.world_image_size,
                            position_gradient=cfg.world_position_gradient, seed=cfg.data_seed)
 
 

@@ -39,6 +39,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--config", default=None, help="a YAML file of field: value overriding the preset")
     ap.add_argument("--no-resume", action="store_true", help="do not resume from the last checkpoint in output_dir")
     ap.add_argument("--print-launch", action="store_true", help="print the paper's accelerate launch command and exit")
+    ap.add_argument("--estimate-memory", action="store_true",
+                    help="print the run's GPU memory per GPU, item by item (parameters counted on the meta device, "
+                         "DeepSpeed's ZeRO-3 estimator), and exit")
+    ap.add_argument("--card-gib", type=float, default=80.0, help="GPU memory for --estimate-memory (default 80)")
     ap.add_argument("overrides", nargs="*", help="key=value overrides of TrainConfig fields (listed below)")
     a = ap.parse_args(argv)
     if a.print_launch:
@@ -48,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(a.preset, a.config, a.overrides, world_size=world_size())
     except ValueError as e:
         ap.error(str(e))
+    if a.estimate_memory:
+        from .memory import report  # DeepSpeed and SAM2 are imported only for this
+
+        print(report(cfg, a.card_gib))
+        return 0
     print(json.dumps(train(cfg, resume=not a.no_resume)))
     return 0
 

@@ -24,7 +24,7 @@ from ..masks import encode_rle
 from ..metrics import mask_iou
 from ..parse import completion_text
 from ..rewards import segment_completions
-from ..rewards.segmentation import segmentation_metrics
+from ..rewards.segmentation import ORIGINAL, segmentation_metrics
 from ..segmenters import AnswerMasks, Segmenter
 from .trainer import SAMR1GRPOTrainer
 
@@ -130,7 +130,7 @@ class RolloutLoggingTrainer(SAMR1GRPOTrainer):
         if self.segmenter is None:
             return None, [None] * len(completions)
         columns = {k: [row[k] for row in inputs] for k in inputs[0]}
-        outcomes = segment_completions(self.segmenter, completions, **columns)
+        outcomes = segment_completions(self.segmenter, completions, ORIGINAL, **columns)
         ignores = columns.get(self.ignore_column) or [None] * len(inputs)
         ious = [mask_iou(o.prediction, row["mask"], ig) if o.parse.ok else None
                 for o, row, ig in zip(outcomes, inputs, ignores)]
