@@ -3,6 +3,7 @@ papermill at smoke scale with its metrics JSON asserted on. Executed copies go t
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -133,6 +134,7 @@ def test_write_summary_reads_the_ablation_notebooks_that_ran(tmp_path):
 def executed():
     """Every notebook run once at smoke scale, with one shared smoke toy root (as a user's batch rerun would)."""
     out = ROOT / "runs" / "notebooks" / "test_smoke"
+    shutil.rmtree(out, ignore_errors=True)  # finished runs are read back by config: start from nothing
     params = {stem: {"scale": "smoke", "figures_dir": str(out / "figures"), "root": str(out / "toy")}
               for stem in EXPECTED}
     for stem in ("01_data_sampling", "02_reward_sanity_checks", "03_training_launch", "09_evaluation",

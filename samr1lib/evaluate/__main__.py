@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segmenter", default="grabcut", choices=["grabcut", "sam2"])
     p.add_argument("--sam2-config", default="sam2.1_hiera_l")
     p.add_argument("--sam2-checkpoint", default=None)
+    p.add_argument("--sam2-cache-dir", default=None,
+                   help="keep SAM2's image features on disk (samr1lib.segmenters.cache): a second evaluation of the "
+                        "same images, e.g. of another checkpoint, only decodes")
     p.add_argument("--device", default=None, help="default: this process's accelerator, else cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--batch-size", type=int, default=8)
@@ -46,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     records = load_split(args.dataset, args.root, args.split, args.all_queries)[: args.limit]
     device = args.device or str(process_state().device)
     if args.segmenter == "sam2":
-        segmenter = build_segmenter("sam2", config=args.sam2_config, checkpoint=args.sam2_checkpoint, device=device)
+        segmenter = build_segmenter("sam2", config=args.sam2_config, checkpoint=args.sam2_checkpoint, device=device,
+                                    cache_dir=args.sam2_cache_dir)
     else:
         segmenter = build_segmenter("grabcut")
     if args.vllm:

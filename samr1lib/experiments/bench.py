@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 from dataclasses import dataclass
@@ -115,6 +116,67 @@ def run_reward_bench(
     return RewardBenchResult(batched_s, naive_s, groups, group_size, mismatch, total, min_iou)
 
 
+@dataclass
+class CacheBenchResult:
+    batched_s: float  # no cache: one encoding per group
+    cold_s: float  # cache on, empty: encode, store, decode
+    warm_s: float  # cache on, filled: load, decode
+    decode_s_per_prompt: float
+    group_size: int
+    lowest_iou_warm_vs_batched: float
+    cold_equals_warm: bool
+    bytes_per_image: int
+
+    @property
+    def speedup(self) -> float:
+        return self.batched_s / self.warm_s
+
+
+def _timed(device: str, fn, items):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    masks = [fn(img, prompts) for img, prompts in items]
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, masks
+
+
+def run_cache_bench(config: str = "sam2.1_hiera_t", image_size: int | None = None, group_size: int = 8,
+                    groups: int = 2, height: int = 480, width: int = 640, device: str = "cpu", seed: int = 0,
+                    compile_decoder: bool = True, log=print) -> CacheBenchResult:
+    """The same groups three ways, side by side: the batched path with no cache, the cache cold (encode + store),
+    the cache warm (load + decode only); every path with the same (compiled, by default) mask decoder."""
+    items = make_group_inputs(groups + 1, group_size, height, width, seed)
+    warmup, items = items[0], items[1:]  # first-call allocations are not what we measure; not cached either
+    with tempfile.TemporaryDirectory() as cache_dir:
+        kw = dict(config=config, device=device, image_size=image_size, seed=seed, compile_decoder=compile_decoder)
+        plain, cached = SAM2Segmenter(**kw), SAM2Segmenter(**kw, cache_dir=cache_dir)
+        plain.segment(*warmup)
+        cached.segment(*warmup)  # cold, then warm: each path's compilation and first-call allocations happen here
+        cached.segment(*warmup)
+        batched_s, batched = _timed(device, plain.segment, items)
+        cold_s, cold = _timed(device, cached.segment, items)
+        warm_s, warm = _timed(device, cached.segment, items)
+        stats = cached.cache.stats()
+        with torch.inference_mode(), plain._autocast():
+            decode_s = _timed(device, lambda img, prompts: plain._decode(prompts), items[:1])[0] / group_size
+    pairs = [(a, b) for ga, gb in zip(batched, warm) for a, b in zip(ga, gb)]
+    lowest = min(mask_iou(a, b) for a, b in pairs)
+    same = all((a == b).all() for ga, gb in zip(cold, warm) for a, b in zip(ga, gb))
+    per_image = stats["bytes"] // (groups + 1)
+    log(f"SAM2 {plain.config} (random init), input {image_size or 1024}, device {device}, {groups} groups x "
+        f"G={group_size}, images {width}x{height}, {torch.get_num_threads()} torch threads, mask decoder "
+        f"{'compiled' if compile_decoder else 'eager'}")
+    log(f"  batched, no cache: {batched_s:8.3f} s  ({groups} encodings)")
+    log(f"  cache cold:        {cold_s:8.3f} s  (encode, store in bf16, decode)")
+    log(f"  cache warm:        {warm_s:8.3f} s  (load, decode; {stats['hits']} hits, 0 encodings)")
+    log(f"  decode: {1000 * decode_s:.1f} ms per prompt; an entry is {per_image:,} bytes on disk")
+    log(f"  masks: cold == warm {'exactly' if same else 'NOT exactly'}; lowest IoU warm vs batched {lowest:.5f} "
+        "(the cache stores bf16 features)")
+    return CacheBenchResult(batched_s, cold_s, warm_s, decode_s, group_size, lowest, same, per_image)
+
+
 def learning_table(result: dict) -> str:
     """The before/after table of one :func:`samr1lib.toy.run_variant` result (markdown)."""
     b, a = result["before"], result["after"]
@@ -190,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--width", type=int, default=640)
     r.add_argument("--device", default="cpu")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--cache", action="store_true",
+                   help="the feature cache: cold vs warm vs the batched path, side by side (samr1lib.segmenters.cache)")
+    r.add_argument("--no-compile", action="store_true", help="--cache: keep the mask decoder eager")
     lr = sub.add_parser("learning", help="toy world: warm start, GRPO, held-out mean tier before and after")
     lr.add_argument("--seed", type=int, default=0)
     lr.add_argument("--control", default="none", choices=["none", "shuffled"])
@@ -215,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         return localisation_main(args)
     if args.command == "learning":
         return learning_main(args)
+    if args.command == "reward" and args.cache:
+        res = run_cache_bench(args.config, args.image_size, args.group_size, args.groups, args.height, args.width,
+                              args.device, args.seed, compile_decoder=not args.no_compile)
+        print(f"speed-up of warm cache over batched at G={res.group_size}: {res.speedup:.2f}x")
+        return 0 if res.cold_equals_warm else 1
     if args.command == "reward":
         res = run_reward_bench(args.config, args.image_size, args.group_size, args.groups,
                                args.height, args.width, args.device, args.seed)

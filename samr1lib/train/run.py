@@ -105,7 +105,9 @@ def build_segmenter_for(cfg: TrainConfig, device: Any):
     """The run's segmenter on ``device`` (one per process)."""
     if cfg.segmenter == "sam2":
         _check_sam2_checkpoint(cfg)
-        return build_segmenter("sam2", config=cfg.sam2_config, checkpoint=cfg.sam2_checkpoint, device=str(device))
+        return build_segmenter("sam2", config=cfg.sam2_config, checkpoint=cfg.sam2_checkpoint, device=str(device),
+                               cache_dir=cfg.sam2_cache_dir or None, cache_max_gib=cfg.sam2_cache_max_gib,
+                               compile_decoder=cfg.sam2_compile_decoder)
     return build_segmenter("grabcut", iterations=cfg.grabcut_iterations)
 
 
