@@ -15,6 +15,7 @@ limit = 8  # samples per split (None = all)
 segmenter = "grabcut"  # "grabcut" | "sam2"
 sam2_checkpoint = ""
 max_new_tokens = 64  # paper scale: 1024
+run_dir = ""  # a training run to choose one checkpoint from (empty: smoke: a 2-step smoke run; toy: the toy GRPO run of seed 0)
 figures_dir = "figures"  # PNGs are written here, named after this notebook and the scale
 metrics_path = ""  # where the final metrics JSON goes; empty: not written (papermill runs set it)
 
@@ -52,8 +53,30 @@ display(Markdown(f"**Ours: {scale} scale, policy `{inputs['policy']}`.** Paper: 
                  "(Qwen2.5-VL-7B + SAM2-L)."))
 display(Markdown(evaluate.markdown_table(summaries)))
 
+# %% [markdown]
+# ## One checkpoint for every benchmark, chosen on val
+#
+# Every saved checkpoint of a training run is evaluated on ReasonSeg val, the best by gIoU is chosen, and that one
+# checkpoint is evaluated on every benchmark (`python -m samr1lib.evaluate select RUN_DIR ...`).
+
 # %%
-metrics = {"scale": scale, "policy": inputs["policy"], "splits": summaries}
+selection, diff = steps.select_and_diff(scale, steps.training_run(scale, run_dir), inputs, seg, limit, max_new_tokens)
+display(Markdown(evaluate.selection_table(selection)))
+
+# %% [markdown]
+# ## Two evaluation runs, sample by sample
+#
+# The first and the last checkpoint on ReasonSeg val (`python -m samr1lib.evaluate diff RUN_A RUN_B`): which samples
+# crossed IoU 0.5, the largest gains and losses, the IoU deltas, a paired bootstrap interval for the difference.
+
+# %%
+if diff:
+    display(Markdown(evaluate.diff_markdown(diff)))
+    display(Image(diff["figure"]))
+
+# %%
+metrics = {"scale": scale, "policy": inputs["policy"], "splits": summaries, "selection": selection,
+           "diff": {k: diff[k] for k in ("gIoU", "cIoU", "bootstrap_95", "n")} if diff else None}
 
 # %% [markdown]
 # The metrics this notebook reports (the tests read them).

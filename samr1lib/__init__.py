@@ -13,8 +13,9 @@ The modules follow one GRPO step's data flow; each imports only from the stages 
     rewards              Eq. 5 tiers, format rewards, segmentation reward, A.2 points, Seg-R1, StAR
     losses               the GRPO objective, Eq. 2-4 (the reference the trainer is tested against)
     train                SAMR1GRPOTrainer (Eq. 4 loss, REST), the rollout log, the entry point
-    evaluate             generate -> segment -> gIoU / cIoU per split; StAR's voting
     view                 plots and the rollout viewer
+    evaluate             generate -> segment -> gIoU / cIoU per split with full accounting; diffs of two runs;
+                         one checkpoint chosen on val for every benchmark; StAR's voting
     experiments          the leaf: toy world pipeline, warm starts, probes, ablations, benchmarks, notebook runner
 
 Import submodules directly (``from samr1lib import rewards``); this file stays light so that ``import samr1lib``

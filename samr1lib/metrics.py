@@ -37,12 +37,13 @@ def mask_iou(pred: Any, gt: Any, ignore: Any = None) -> float:
 
 
 def giou_ciou(
-    pred_masks: Sequence[Any], gt_masks: Sequence[Any], ignore_masks: Sequence[Any] | None = None
+    pred_masks: Sequence[Any], gt_masks: Sequence[Any], ignore_masks: Sequence[Any] | None = None,
+    empty_score: float = 1.0,
 ) -> tuple[float, float]:
     """(gIoU, cIoU) over a split. ``None`` in ``pred_masks`` is an empty prediction (failed parse).
 
-    gIoU = mean_i I_i / U_i (1 for an empty/empty sample); cIoU = sum_i I_i / sum_i U_i
-    (1 when every sample is empty/empty). An empty split is an error, not a score of 0.
+    gIoU = mean_i I_i / U_i (``empty_score``, LISA's 1, for an empty/empty sample); cIoU = sum_i I_i / sum_i U_i
+    (``empty_score`` when every sample is empty/empty). An empty split is an error, not a score of 0.
     """
     if len(pred_masks) != len(gt_masks):
         raise ValueError(f"{len(pred_masks)} predictions for {len(gt_masks)} GT masks")
@@ -54,18 +55,19 @@ def giou_ciou(
         intersection_union(pred, gt, None if ignore_masks is None else ignore_masks[i])
         for i, (pred, gt) in enumerate(zip(pred_masks, gt_masks))
     ]
-    return giou_ciou_from_counts([c[0] for c in counts], [c[1] for c in counts])
+    return giou_ciou_from_counts([c[0] for c in counts], [c[1] for c in counts], empty_score)
 
 
-def giou_ciou_from_counts(intersections: Sequence[int], unions: Sequence[int]) -> tuple[float, float]:
+def giou_ciou_from_counts(intersections: Sequence[int], unions: Sequence[int],
+                          empty_score: float = 1.0) -> tuple[float, float]:
     """(gIoU, cIoU) from per-sample pixel counts (what the evaluation's JSONL keeps)."""
     if len(intersections) != len(unions):
         raise ValueError(f"{len(intersections)} intersections for {len(unions)} unions")
     if len(unions) == 0:
         raise ValueError("giou_ciou got no samples: an empty split has no score")
-    ious = [1.0 if u == 0 else i / u for i, u in zip(intersections, unions)]
+    ious = [float(empty_score) if u == 0 else i / u for i, u in zip(intersections, unions)]
     inter_sum, union_sum = sum(intersections), sum(unions)
-    return float(np.mean(ious)), (1.0 if union_sum == 0 else inter_sum / union_sum)
+    return float(np.mean(ious)), (float(empty_score) if union_sum == 0 else inter_sum / union_sum)
 
 
 def box_iou(a: Sequence[float] | None, b: Sequence[float] | None) -> float:

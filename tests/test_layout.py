@@ -16,7 +16,7 @@ PKG = ROOT / "samr1lib"
 # The stages in data-flow order (samr1lib/__init__.py draws the same list). A module may import from its own
 # stage and from stages before it, never after.
 FLOW = ["presets", "config", "masks", "prompt", "parse", "frames", "data", "policy", "segmenters", "metrics",
-        "rewards", "losses", "train", "evaluate", "view", "experiments", "bench", "notebooks"]
+        "rewards", "losses", "train", "view", "evaluate", "experiments", "bench", "notebooks"]
 LEAF = {"experiments", "bench", "notebooks"}  # bench.py / notebooks.py: the CLI entries of the leaf
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 350, 60
 

@@ -196,6 +196,10 @@ def test_09_evaluation(executed):
         ("refcoco", "testA"), ("refcoco+", "testA"), ("refcocog", "test"), ("reasonseg", "val"), ("reasonseg", "test")]
     for s in m["splits"]:
         assert 0 <= s["cIoU"] <= 100 and s["n"] > 0  # percent, as the paper reports
+        assert s["accounting"]["items"] == s["accounting"]["scored"] == s["n"]
+    sel = m["selection"]
+    assert [c["step"] for c in sel["checkpoints"]] == [1, 2] and len(sel["benchmarks"]) == 5
+    assert m["diff"]["n"] == 8 and len(m["diff"]["bootstrap_95"]["gIoU"]) == 2
 
 
 @pytest.mark.slow

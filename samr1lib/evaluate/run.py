@@ -23,27 +23,18 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..data import load_reasonseg, load_refer, open_image
-from ..frames import scale_box
-from ..masks import as_mask, decode_rle, encode_rle, mask_to_box
-from ..metrics import box_accuracy, box_iou, giou_ciou_from_counts, intersection_union, sod_metrics
+from ..data import load_reasonseg, load_refer
+from ..masks import as_mask, decode_rle
+from ..metrics import sod_metrics
 from ..policy import Policy
 from ..prompt import POLICY_FRAME
-from ..segmenters import AnswerMasks, Segmenter, answer_masks
-from .vote import majority_vote
+from ..segmenters import Segmenter
+from .protocol import PAPER_NUMBERS, markdown_table, summarize
+from .score import score_batch
 
 __all__ = ["PAPER_NUMBERS", "SUITE", "summarize", "markdown_table", "evaluate", "evaluate_suite", "load_split",
-           "process_state", "read_samples"]
+           "process_state", "read_samples", "split_dir"]
 
-# SAM-R1's reported numbers (percent): Table 1 (ReasonSeg zero-shot), Table 2 (cIoU on the RefCOCO family),
-# Tables 3-4 (RefCOCOg test gIoU of the final method).
-PAPER_NUMBERS: dict[tuple[str, str], dict[str, Any]] = {
-    ("reasonseg", "val"): {"gIoU": 64.0, "cIoU": 55.8, "source": "SAM-R1 Table 1"},
-    ("reasonseg", "test"): {"gIoU": 60.2, "cIoU": 54.3, "source": "SAM-R1 Table 1"},
-    ("refcoco", "testA"): {"cIoU": 79.2, "source": "SAM-R1 Table 2"},
-    ("refcoco+", "testA"): {"cIoU": 74.7, "source": "SAM-R1 Table 2"},
-    ("refcocog", "test"): {"gIoU": 75.4, "cIoU": 73.1, "source": "SAM-R1 Table 2 (cIoU), Tables 3-4 (gIoU)"},
-}
 # The paper's evaluation suite (Tables 1-2): (dataset, split)
 SUITE: tuple[tuple[str, str], ...] = (
     ("refcoco", "testA"), ("refcoco+", "testA"), ("refcocog", "test"), ("reasonseg", "val"), ("reasonseg", "test"),
@@ -64,71 +55,6 @@ def read_samples(out_dir: str) -> dict[str, dict]:
                         continue
                     done[row["key"]] = row
     return done
-
-
-def _row(key: str, rec: dict, text: str, outcome: AnswerMasks, pred: np.ndarray) -> dict:
-    gt = as_mask(rec["mask"], f"GT mask of sample {key}")
-    inter, union = intersection_union(pred, gt, rec.get("ignore"))
-    gt_box = rec.get("box") or mask_to_box(gt)
-    res = outcome.parse
-    first = res.answer.first if res.ok else None  # box accuracy scores the first object's box
-    pred_box = list(scale_box(first.box, outcome.policy_frame, outcome.size)) if first and first.box else None
-    return {
-        "key": key, "query": rec["query"], "image_path": rec["image_path"], "completion": text,
-        "answer": res.answer.to_json() if res.ok else None,
-        "failure": res.failure.value if res.failure else None, "failure_detail": res.detail,
-        "iou": 1.0 if union == 0 else inter / union, "intersection": inter, "union": union,
-        "pred_box": pred_box, "gt_box": list(gt_box) if gt_box else None,
-        "box_iou": box_iou(pred_box, gt_box), "pred_mask": encode_rle(pred),
-    }
-
-
-def _score_batch(batch, policy: Policy, segmenter: Segmenter, size: int, vote: int = 0,
-                 vote_kwargs: dict | None = None) -> list[dict]:
-    originals = [open_image(rec) for _, rec in batch]
-    policy_images = [im.resize((size, size)) for im in originals]  # §4.1: 840 x 840 for the policy
-    queries = [rec["query"] for _, rec in batch]
-    frames = [(size, size)] * len(batch)
-
-    def segment(texts: list[str]) -> list[AnswerMasks]:
-        return answer_masks(texts, originals, segmenter, frames)
-
-    completions = policy.generate(policy_images, queries)
-    outcomes = segment(completions)
-    preds = [o.prediction for o in outcomes]
-    if vote:  # StAR's mask-level majority voting (docs/papers.md): N sampled answers per sample
-        samples = [[list(o.masks)] for o in outcomes]
-        for _ in range(vote - 1):
-            for j, o in enumerate(segment(policy.generate(policy_images, queries))):
-                samples[j].append(list(o.masks))
-        voted = [majority_vote(s, **(vote_kwargs or {})) for s in samples]
-        preds = [v if v is not None else np.zeros_like(p) for v, p in zip(voted, preds)]
-    return [_row(key, rec, text, o, p) for (key, rec), text, o, p in zip(batch, completions, outcomes, preds)]
-
-
-def summarize(rows: Sequence[dict], dataset: str, split: str) -> dict[str, Any]:
-    """gIoU / cIoU (percent), parse-failure rate and box Acc@0.5 of a split's rows."""
-    giou, ciou = giou_ciou_from_counts([r["intersection"] for r in rows], [r["union"] for r in rows])
-    return {
-        "dataset": dataset, "split": split, "n": len(rows),
-        "gIoU": 100 * giou, "cIoU": 100 * ciou,
-        "parse_failure_rate": float(np.mean([r["failure"] is not None for r in rows])),
-        "box_acc@0.5": 100 * box_accuracy([r["pred_box"] for r in rows], [r["gt_box"] for r in rows]),
-        "paper": PAPER_NUMBERS.get((dataset, split)),
-    }
-
-
-def markdown_table(summaries: Sequence[dict]) -> str:
-    """Our numbers beside the paper's, one row per split."""
-    lines = ["| dataset | split | n | gIoU | cIoU | box Acc@0.5 | parse failures | paper gIoU | paper cIoU |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for s in summaries:
-        p = s.get("paper") or {}
-        fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-        lines.append(f"| {s['dataset']} | {s['split']} | {s['n']} | {s['gIoU']:.1f} | {s['cIoU']:.1f} | "
-                     f"{s['box_acc@0.5']:.1f} | {100 * s['parse_failure_rate']:.1f}% | {fmt(p.get('gIoU'))} | "
-                     f"{fmt(p.get('cIoU'))} |")
-    return "\n".join(lines) + "\n"
 
 
 def process_state():
@@ -170,39 +96,10 @@ def _gather(out_dir: str, keys: Sequence[str]) -> list[dict]:
     return rows
 
 
-def evaluate(
-    records: Sequence[dict], policy: Policy, segmenter: Segmenter, out_dir: str, dataset: str, split: str,
-    batch_size: int = 8, size: int = POLICY_FRAME[0], show_progress: bool = True, sod: bool = False,
-    vote: int = 0, vote_kwargs: dict | None = None,
-) -> dict[str, Any] | None:
-    """Evaluate ``records`` and write samples.jsonl, summary.json and summary.md into ``out_dir``.
-
-    ``sod``: add salient-object metrics (S_alpha, F_beta, E_phi, MAE via PySODMetrics; Seg-R1) to the summary.
-    ``vote=N``: StAR's mask-level majority voting over N answers per sample (give a sampling policy);
-    ``vote_kwargs``: :func:`samr1lib.evaluate.vote.majority_vote`'s thresholds.
-
-    Resumes from what ``out_dir`` already holds. Under several processes (accelerate), each takes
-    every world_size-th sample and the main process gathers; it returns the summary, the others None.
-    """
-    if not records:
-        raise ValueError(f"{dataset} {split} has no samples: an empty split has no score")
-    state = process_state()
-    os.makedirs(out_dir, exist_ok=True)
-    keys, todo = _todo(records, out_dir, state)
-    part = os.path.join(out_dir, f"samples.part{state.process_index}.jsonl")
-    with open(part, "a") as f, tqdm(total=len(todo), desc=f"eval {dataset} {split} [{state.process_index}]",
-                                    disable=not show_progress, position=state.process_index) as bar:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            for row in _score_batch(batch, policy, segmenter, size, vote, vote_kwargs):
-                f.write(json.dumps({**row, "rank": state.process_index}) + "\n")
-            f.flush()  # an interruption loses at most the batch in flight
-            bar.update(len(batch))
-    state.wait_for_everyone()
-    if not state.is_main_process:
-        return None
-    rows = _gather(out_dir, keys)
-    summary = summarize(rows, dataset, split)
+def _finish(rows: list[dict], records: Sequence[dict], out_dir: str, dataset: str, split: str, empty_score: float,
+            sod: bool, vote: int, vote_kwargs: dict | None, report: dict | None) -> dict[str, Any]:
+    """The summary of a finished split, written as summary.json and summary.md."""
+    summary = summarize(rows, dataset, split, empty_score, report)
     if vote:
         summary["vote"] = {"samples": vote, **(vote_kwargs or {})}
     if sod:
@@ -215,11 +112,56 @@ def evaluate(
     return summary
 
 
+def evaluate(
+    records: Sequence[dict], policy: Policy, segmenter: Segmenter, out_dir: str, dataset: str, split: str,
+    batch_size: int = 8, size: int = POLICY_FRAME[0], show_progress: bool = True, sod: bool = False,
+    vote: int = 0, vote_kwargs: dict | None = None, empty_score: float = 1.0, strict: bool = False,
+    report: dict | None = None,
+) -> dict[str, Any] | None:
+    """Evaluate ``records`` and write samples.jsonl, summary.json and summary.md into ``out_dir`` (the protocol
+    and the accounting of every item in the summary: :mod:`.protocol`).
+
+    ``sod``: add salient-object metrics (S_alpha, F_beta, E_phi, MAE via PySODMetrics; Seg-R1) to the summary.
+    ``vote=N``: StAR's mask-level majority voting over N answers per sample (give a sampling policy);
+    ``vote_kwargs``: :func:`samr1lib.evaluate.vote.majority_vote`'s thresholds. ``empty_score``: the IoU of an
+    empty GT with an empty prediction (LISA's 1). ``strict``: a segmenter error raises instead of being recorded.
+    ``report``: what the loader flagged (``RecordList.report``), copied into the summary's accounting.
+
+    Resumes from what ``out_dir`` already holds. Under several processes (accelerate), each takes
+    every world_size-th sample and the main process gathers; it returns the summary, the others None.
+    """
+    if not records:
+        raise ValueError(f"{dataset} {split} has no samples: an empty split has no score")
+    report = report if report is not None else getattr(records, "report", None)
+    state = process_state()
+    os.makedirs(out_dir, exist_ok=True)
+    keys, todo = _todo(records, out_dir, state)
+    part = os.path.join(out_dir, f"samples.part{state.process_index}.jsonl")
+    with open(part, "a") as f, tqdm(total=len(todo), desc=f"eval {dataset} {split} [{state.process_index}]",
+                                    disable=not show_progress, position=state.process_index) as bar:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            for row in score_batch(batch, policy, segmenter, size, vote, vote_kwargs, empty_score, strict):
+                f.write(json.dumps({**row, "rank": state.process_index}) + "\n")
+            f.flush()  # an interruption loses at most the batch in flight
+            bar.update(len(batch))
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    rows = _gather(out_dir, keys)
+    return _finish(rows, records, out_dir, dataset, split, empty_score, sod, vote, vote_kwargs, report)
+
+
 def load_split(dataset: str, root: str, split: str, all_queries: bool = False) -> list[dict]:
     """The records of one split: ReasonSeg (LISA layout) or a REFER dataset."""
     if dataset == "reasonseg":
         return load_reasonseg(root, split, all_queries=all_queries)
     return load_refer(root, dataset, split)
+
+
+def split_dir(dataset: str, split: str) -> str:
+    """The folder name of one split's evaluation (``refcoco+`` -> ``refcocoplus``)."""
+    return f"{dataset.replace('+', 'plus')}_{split}"
 
 
 def evaluate_suite(policy: Policy, segmenter: Segmenter, refer_root: str, reasonseg_root: str, out_dir: str,
@@ -230,9 +172,10 @@ def evaluate_suite(policy: Policy, segmenter: Segmenter, refer_root: str, reason
     summaries = []
     for dataset, split in suite:
         root = reasonseg_root if dataset == "reasonseg" else refer_root
-        records = load_split(dataset, root, split)[:limit]
-        s = evaluate(records, policy, segmenter, os.path.join(out_dir, f"{dataset.replace('+', 'plus')}_{split}"),
-                     dataset, split, batch_size=batch_size, size=size, show_progress=show_progress)
+        records = load_split(dataset, root, split)
+        s = evaluate(records[:limit], policy, segmenter, os.path.join(out_dir, split_dir(dataset, split)), dataset,
+                     split, batch_size=batch_size, size=size, show_progress=show_progress,
+                     report=getattr(records, "report", None))
         if s is not None:
             summaries.append(s)
     return summaries

@@ -13,14 +13,15 @@ from ..config import load_config
 from ..data import load_refer
 from ..data.synthetic import write_reasonseg_world, write_refer_world
 from ..data.toy_world import heldout_records, train_records
-from ..policy import build_tiny_policy
+from ..evaluate import diff_runs, select_checkpoint
+from ..policy import HFPolicy, build_tiny_policy, load_policy
 from ..segmenters import build_segmenter
 from ..train import accelerate_config_path, local_launch_command, train
 from ..view.plots import training_curves
 from .ablations import paper_commands, run_ablation
 from .toy import default_root, ensure_world, run_variant
 
-__all__ = ["SCALES", "work_dir", "training_records", "sanity_records", "segmenter", "launch", "launch_curves", "evaluation_inputs",
+__all__ = ["SCALES", "work_dir", "training_records", "sanity_records", "segmenter", "launch", "launch_curves", "evaluation_inputs", "training_run", "select_and_diff",
            "rollout_source", "ablation"]
 
 SCALES = ("smoke", "toy", "paper")
@@ -117,6 +118,39 @@ def evaluation_inputs(scale: str, policy: str, refer_root: str, reasonseg_root: 
             policy = str(build_tiny_policy(work_dir("09", scale, "tiny_policy")))
     size = 840 if scale == "paper" else 112  # SAM-R1 §4.1: 840 x 840; the toy world: 112
     return {"policy": policy, "refer_root": refer_root, "reasonseg_root": reasonseg_root, "size": size}
+
+
+def training_run(scale: str, run_dir: str) -> Path:
+    """A training run with several checkpoints for notebook 09's selection: the given one, else a 2-step smoke run
+    saving every step (smoke) or the toy GRPO run of seed 0 (toy)."""
+    if run_dir:
+        return Path(run_dir)
+    if _check(scale) == "paper":
+        raise ValueError("at paper scale give the training run to choose a checkpoint from (run_dir=RUN_DIR)")
+    if scale == "toy":
+        return Path(run_variant(default_root("toy"), seed=0, show_progress=False)["metrics"]).parent
+    run = work_dir("09", scale, "run")
+    if not (run / "final" / "config.json").exists():
+        train(load_config("smoke", overrides=[f"output_dir={run}", "save_steps=1", "max_steps=2"]))
+    return run
+
+
+def select_and_diff(scale: str, run_dir: Path, inputs: dict[str, Any], seg, limit: int | None,
+                    max_new_tokens: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Notebook 09's checkpoint selection (every checkpoint on ReasonSeg val, the best by gIoU on the paper's suite)
+    and the diff of the first and last checkpoints' val runs."""
+    def make_policy(path: str):
+        model, processor = load_policy(path)
+        return HFPolicy(model, processor, max_new_tokens=max_new_tokens)
+
+    roots = {"reasonseg": inputs["reasonseg_root"], "refcoco": inputs["refer_root"], "refcoco+": inputs["refer_root"],
+             "refcocog": inputs["refer_root"]}
+    out = work_dir("09", scale, "select")
+    sel = select_checkpoint(run_dir, make_policy, seg, roots, str(out), limit=limit, size=inputs["size"],
+                            show_progress=False)
+    steps = [c["step"] for c in sel["checkpoints"]]
+    diff = diff_runs(out / "val" / f"step{steps[0]}", out / "val" / f"step{steps[-1]}") if len(steps) > 1 else {}
+    return sel, diff
 
 
 def rollout_source(scale: str, rollouts: str) -> str:
