@@ -1,4 +1,4 @@
-"""``python -m samr1lib.bench reward | learning | localisation``: the entry of :mod:`samr1lib.experiments.bench`."""
+"""``python -m samr1lib.bench reward | learning | base | localisation``: the entry of :mod:`samr1lib.experiments.bench`."""
 
 import sys
 

@@ -1,8 +1,8 @@
 """The reward benchmark runs at a small size and reports both paths on the same inputs."""
 
-import pytest
 
-from samr1lib.experiments.bench import main, make_group_inputs, run_reward_bench
+from samr1lib.experiments.bench import main
+from samr1lib.experiments.reward_bench import make_group_inputs, run_reward_bench
 
 
 def test_reward_bench_small(capsys):

@@ -373,12 +373,12 @@ def test_cli_sample_and_synth(tmp_path, capsys):
 def test_refcoco_position_words_name_the_extreme_object():
     # crafted: a square on the left and one on the right, a circle on top and one at the bottom
     row = [dict(colour="red", shape="square", cx=10, cy=50, r=8), dict(colour="blue", shape="square", cx=90, cy=50, r=8)]
-    assert "red square on the left" in synthetic._expressions(row, 0, "refcoco")
-    assert "right square" in synthetic._expressions(row, 1, "refcoco")
-    assert not any("right" in e for e in synthetic._expressions(row, 0, "refcoco"))
+    assert "red square on the left" in synthetic.expressions(row, 0, "refcoco")
+    assert "right square" in synthetic.expressions(row, 1, "refcoco")
+    assert not any("right" in e for e in synthetic.expressions(row, 0, "refcoco"))
     col = [dict(colour="red", shape="circle", cx=50, cy=10, r=8), dict(colour="blue", shape="circle", cx=50, cy=90, r=8)]
-    assert "top circle" in synthetic._expressions(col, 0, "refcoco")
-    assert "blue circle on the bottom" in synthetic._expressions(col, 1, "refcoco")
+    assert "top circle" in synthetic.expressions(col, 0, "refcoco")
+    assert "blue circle on the bottom" in synthetic.expressions(col, 1, "refcoco")
 
 
 def test_written_refcoco_world_position_words_match_the_pixels(tmp_path):

@@ -3,17 +3,15 @@ atomic writes under concurrent writers, the size cap, and the precompute command
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from samr1lib.experiments.bench import make_group_inputs, run_cache_bench
+from samr1lib.experiments.reward_bench import make_group_inputs, run_cache_bench
 from samr1lib.segmenters.cache import FeatureCache, bytes_per_image, feature_shapes
 from samr1lib.segmenters.sam2_backend import SAM2Segmenter
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from samr1lib.experiments import ablations, notebooks
+from samr1lib.experiments import notebooks
+from samr1lib.experiments import report as reports
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -93,7 +94,7 @@ def _fake_metrics(tmp_path, name, figure=True):
 def test_results_markdown_tables_timing_and_notes(tmp_path):
     m, _ = _fake_metrics(tmp_path, "threshold")
     report = {"04_ablation_threshold": {"seconds": 12.0}, "05_ablation_token_level": {"seconds": 99.0}}
-    md = ablations.results_markdown([m], report, command="python -m x", provenance="Written on D.")
+    md = reports.results_markdown([m], report, command="python -m x", provenance="Written on D.")
     assert md.startswith("# Ablations at toy scale\n\nMade by `python -m x`.\n\nWritten on D.\n")
     assert "## Tiered reward (Eq. 5) vs fixed IoU thresholds (SAM-R1 Table 3)" in md
     assert "notebook wall time 12 s" in md and "99 s" not in md  # its own notebook's time, not another's
@@ -101,15 +102,15 @@ def test_results_markdown_tables_timing_and_notes(tmp_path):
     header = next(line for line in md.splitlines() if line.startswith("| variant"))
     assert header == "| variant | ours mean tier | ours Δ per seed | paper RS gIoU |"  # overrides/scale/seeds left out
     assert "| a | 1.000 ± 0.100 | +0.50 / -0.20 | 56.5 |" in md and "![curves](ablation_threshold_toy.png)" in md
-    assert md.rstrip().endswith(ablations.NOTES_MARKER)
+    assert md.rstrip().endswith(reports.NOTES_MARKER)
     # rewriting keeps the hand-written notes below the marker, and only those
     path = tmp_path / "t.md"
-    path.write_text("# old tables\n| stale |\n" + ablations.NOTES_MARKER + "\n\n**Reading.** by hand\n")
-    ablations.write_results_markdown(path, [m], report, command="python -m x")
+    path.write_text("# old tables\n| stale |\n" + reports.NOTES_MARKER + "\n\n**Reading.** by hand\n")
+    reports.write_results_markdown(path, [m], report, command="python -m x")
     text = path.read_text()
-    assert "| stale |" not in text and text.count(ablations.NOTES_MARKER) == 1
-    assert text.split(ablations.NOTES_MARKER)[1].strip() == "**Reading.** by hand"
-    ablations.write_results_markdown(path, [m], report)  # idempotent: the notes are not duplicated
+    assert "| stale |" not in text and text.count(reports.NOTES_MARKER) == 1
+    assert text.split(reports.NOTES_MARKER)[1].strip() == "**Reading.** by hand"
+    reports.write_results_markdown(path, [m], report)  # idempotent: the notes are not duplicated
     assert path.read_text().count("by hand") == 1
 
 

@@ -12,10 +12,9 @@ from samr1lib.train.trainer import SAMR1GRPOTrainer
 from samr1lib.metrics import s_measure, sod_metrics
 from samr1lib.rewards import NonRepeatReward, StarReward
 from samr1lib.rewards import LabelReward, SegmentationReward
-from samr1lib.parse import ObjectAnswer, format_completion, parse_completion
+from samr1lib.parse import parse_completion
 from samr1lib.data import toy_world
 from samr1lib.experiments import warm_start as ws
-from samr1lib.segmenters import SegPrompt
 
 
 class BoxSegmenter:

@@ -104,15 +104,28 @@ def _layout(rng: np.random.Generator, w: int, h: int, k: int, repeat_shape: bool
     return objs
 
 
-def _draw(rng: np.random.Generator, size: tuple[int, int], objs: list[dict], gradient: float, path: str) -> None:
+def render(rng: np.random.Generator, size: tuple[int, int], objs: list[dict], gradient: float) -> Image.Image:
+    """The image of a layout: background, then each object's polygon in its colour (slightly jittered)."""
     w, h = size
     im = Image.fromarray(_background(rng, w, h, gradient))
     draw = ImageDraw.Draw(im)
     for o in objs:
         colour = tuple(int(np.clip(v + rng.integers(-12, 13), 0, 255)) for v in COLOURS[o["colour"]])
         draw.polygon(o["poly"], fill=colour)
+    return im
+
+
+def scene(rng: np.random.Generator, size: int = 112, max_objects: int = 3, gradient: float = 0.5,
+          ) -> tuple[Image.Image, list[dict]]:
+    """One scene in memory, drawn as the written worlds are: the image and its objects (colour, shape, centre,
+    radius, polygon), for training that needs fresh images at every step."""
+    objs = _layout(rng, size, size, int(rng.integers(1, max_objects + 1)))
+    return render(rng, (size, size), objs, gradient), objs
+
+
+def _draw(rng: np.random.Generator, size: tuple[int, int], objs: list[dict], gradient: float, path: str) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    im.save(path, quality=95)  # masks come from polygons, so JPEG artefacts do not touch the GT
+    render(rng, size, objs, gradient).save(path, quality=95)  # masks come from polygons: JPEG never touches a GT
 
 
 def _extreme(objs: list[dict], t: int, key: str, sign: int, margin: float) -> bool:
@@ -122,7 +135,7 @@ def _extreme(objs: list[dict], t: int, key: str, sign: int, margin: float) -> bo
     return len(objs) > 1 and all(v - margin > sign * o[key] for i, o in enumerate(objs) if i != t)
 
 
-def _expressions(objs: list[dict], t: int, style: str) -> list[str]:
+def expressions(objs: list[dict], t: int, style: str) -> list[str]:
     """Unambiguous templates for object t. refcoco: short, absolute positions; refcoco+: no location
     words (its collection rule); refcocog: longer, with relations to another object."""
     o, others = objs[t], [x for i, x in enumerate(objs) if i != t]
@@ -193,7 +206,7 @@ def write_refer_world(
         refs, sent_id = [], 0
         for (image_id, objs), split in zip(scenes, split_by_scheme[scheme]):
             for t, o in enumerate(objs):
-                cands = _expressions(objs, t, dataset)
+                cands = expressions(objs, t, dataset)
                 pick = rng.choice(len(cands), size=min(len(cands), int(rng.integers(1, 4))), replace=False)
                 sents = []
                 for j in sorted(pick):

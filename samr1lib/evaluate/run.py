@@ -20,7 +20,6 @@ import json
 import os
 from typing import Any, Sequence
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from ..data import load_reasonseg, load_refer

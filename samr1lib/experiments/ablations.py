@@ -29,8 +29,7 @@ from ..view.plots import pyplot, save_figure, training_curves
 from .toy import run_variant
 
 __all__ = ["ABLATIONS", "Variant", "AblationResult", "run_ablation", "paper_commands", "variant_name",
-           "negative_point_positions", "negative_point_summary", "results_markdown", "write_results_markdown",
-           "NOTES_MARKER"]
+           "negative_point_positions", "negative_point_summary"]
 
 
 def as_overrides(values: dict[str, Any]) -> tuple[str, ...]:
@@ -140,8 +139,32 @@ class AblationResult:
                 "variants": rows, "figure": str(self.figure) if self.figure else None}
 
 
+def ci95(vals: Sequence[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the mean and its 95 % t-interval over seeds (low = high = mean for one seed)."""
+    from scipy.stats import t
+
+    v = np.asarray(vals, dtype=float)
+    if len(v) < 2:
+        return float(v.mean()), float(v.mean()), float(v.mean())
+    half = float(t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
+
+
 def _fmt(vals: Sequence[float]) -> str:
-    return f"{np.mean(vals):.3f} ± {np.std(vals):.3f}" if len(vals) > 1 else f"{vals[0]:.3f}"
+    m, lo, hi = ci95(vals)
+    return f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if len(vals) > 1 else f"{m:.3f}"
+
+
+def verdict(final: Sequence[float], variant: Sequence[float]) -> str:
+    """Does the final method beat the variant, as the paper says (Tables 3-4, Appendix A)? From the paired
+    differences of held-out mean tier over seeds: "reproduced" when their 95 % interval lies above 0, "reversed"
+    below 0, "tied" when it holds 0 (not resolved at this scale)."""
+    diff = np.asarray(final, dtype=float) - np.asarray(variant, dtype=float)
+    m, lo, hi = ci95(diff)
+    if len(diff) < 2:
+        return f"{m:+.2f} (one seed: no interval)"
+    word = "reproduced" if lo > 0 else "reversed" if hi < 0 else "tied"
+    return f"{word}: final method {m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
 
 
 def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2), root: str = "runs/toy_bench",
@@ -171,12 +194,14 @@ def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2)
             row[f"ours {col}"] = _fmt([r["after"][key] for r in results])
         row["ours Δ mean tier"] = _fmt([r["change_in_mean_tier"] for r in results])
         row["ours Δ per seed"] = " / ".join(f"{r['change_in_mean_tier']:+.2f}" for r in results)  # the noise, visible
+        row["_after"] = [r["after"]["mean_tier"] for r in results]
         if isinstance(v.paper, dict):
             row.update({f"paper {k}": val for k, val in v.paper.items()})
             row["paper (7B, 8 GPUs)"] = ""
         else:
             row["paper (7B, 8 GPUs)"] = v.paper
         rows.append(row)
+    _add_verdicts(name, spec, rows)
     table = pd.DataFrame(rows)
     fig = None
     if figures_dir:
@@ -184,9 +209,22 @@ def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2)
                 "kl": "KL to the reference", "completions/mean_length": "completion length"}
         if name == "negative_points":
             keys["parse/failure_rate"] = "parse-failure rate"
+        if name == "clip_higher":
+            keys["clip_ratio/region_mean"] = "clipped share of tokens"
         fig = training_curves(curves, Path(figures_dir) / f"ablation_{name}_{scale}.png", keys=keys,
                               title=f"{spec['title']} ({scale} scale, seeds {list(seeds)})")
     return AblationResult(name, scale, tuple(seeds), runs, table, fig, time.time() - t0)
+
+
+def _add_verdicts(name: str, spec: dict, rows: list[dict]) -> None:
+    """Each variant against the final method (the variant with no override), paired by seed; no verdict for the
+    related systems (the paper ranks no direction among them)."""
+    afters = [row.pop("_after") for row in rows]
+    if name == "related_systems":
+        return
+    final = afters[next(i for i, v in enumerate(spec["variants"]) if not v.overrides)]
+    for row, v, after in zip(rows, spec["variants"], afters):
+        row["paper's direction at this scale"] = verdict(final, after) if v.overrides else "(the final method)"
 
 
 def paper_commands(name: str, config: str = "zero3") -> list[str]:
@@ -260,56 +298,3 @@ def negative_point_summary(result: AblationResult, out_png: str | Path) -> dict[
     fig.suptitle("labelled points relative to the answer's box (box = unit square, clipped at -1.5 / 2.5)", fontsize=9)
     save_figure(fig, out_png)
     return counts
-
-
-NOTES_MARKER = "<!-- hand-written notes below this line: kept when the tables above are rewritten -->"
-
-
-def results_markdown(metrics: Sequence[dict], report: dict | None = None, command: str = "", provenance: str = "",
-                     notes: str = "") -> str:
-    """The committed summary of a batch of ablation notebooks: one table per ablation (ours beside the paper's),
-    with the command that made it, where and when (``provenance``), each notebook's wall time (from the runner's
-    report.json) and the GRPO time its runs recorded when they were trained; ``notes`` follow :data:`NOTES_MARKER`."""
-    lines = ["# Ablations at toy scale", ""]
-    if command:
-        lines += [f"Made by `{command}`.", ""]
-    if provenance:
-        lines += [provenance, ""]
-    for m in metrics:
-        spec = ABLATIONS[m["ablation"]]
-        lines += [f"## {spec['title']} ({spec['source']})", ""]
-        facts = [f"Seeds {m['seeds']}, {m['scale']} scale"]
-        hit = [v for k, v in (report or {}).items() if k.endswith(m["ablation"])]
-        if hit:
-            facts.append(f"notebook wall time {hit[0]['seconds']:.0f} s (finished runs are read back, not retrained)")
-        if m.get("runs"):
-            threads = ", ".join(map(str, m.get("torch_threads") or [])) or "unrecorded"
-            facts.append(f"GRPO {m['grpo_seconds']:.0f} s over its {m['runs']} runs as recorded when each was trained "
-                         f"({threads} torch threads)")
-        lines += ["; ".join(facts) + ".", ""]
-        rows = m["variants"]
-        cols = [c for c in rows[0] if c not in ("overrides", "scale", "seeds")]
-        lines.append("| " + " | ".join(cols) + " |")
-        lines.append("|" + "---|" * len(cols))
-        for r in rows:
-            lines.append("| " + " | ".join(str(r.get(c, "")) for c in cols) + " |")
-        lines += ["", f"![curves]({Path(m['figure']).name})" if m.get("figure") else "", ""]
-    lines += [NOTES_MARKER, ""]
-    if notes.strip():
-        lines += [notes.strip(), ""]
-    return "\n".join(lines)
-
-
-def write_results_markdown(path: str | Path, metrics: Sequence[dict], report: dict | None = None, command: str = "",
-                           provenance: str = "") -> Path:
-    """Write :func:`results_markdown` to ``path``, keeping whatever the existing file has below :data:`NOTES_MARKER`
-    (the hand-written reading of the tables)."""
-    path = Path(path)
-    notes = ""
-    if path.exists():
-        old = path.read_text()
-        if NOTES_MARKER in old:
-            notes = old.split(NOTES_MARKER, 1)[1]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(results_markdown(metrics, report, command, provenance, notes))
-    return path

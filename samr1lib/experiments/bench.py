@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m samr1lib.bench reward`` and ``python -m samr1lib.bench learning``.
+"""Benchmarks: ``python -m samr1lib.bench reward | learning | base | localisation``.
 
 ``reward`` times the SAM2 reward provider for GRPO groups of G completions that share one image,
 side by side in one run, on the same inputs:
@@ -9,9 +9,13 @@ It checks that both paths give the same masks and prints the speed-up ratio on i
 
 ``learning`` runs the toy world (samr1lib.experiments.toy) for one seed: warm start, GRPO with the ``toy`` preset
 (the paper's objective, GrabCut masks), greedy evaluation on the 512 held-out images; prints mean tier
-reward, gIoU, cIoU and parse-failure rate before and after GRPO, and ends with
-``change in mean tier: +X.XX``. ``--control shuffled`` runs the same with the rewards permuted across
+reward, gIoU, cIoU, parse-failure rate and mean box IoU before and after GRPO, and ends with
+``change in mean box IoU: +X.XX`` and ``change in mean tier: +X.XX``. ``--control shuffled`` runs the same with the rewards permuted across
 the completions of each batch (the signal destroyed, its distribution kept).
+
+``base`` builds the toy base model that the learning benchmark warm-starts from (samr1lib.experiments.base: dense
+vision pretraining, then grounding) and prints its held-out box IoU, box-centre correlation and the loss with each
+answer's own image vs another's.
 
 ``localisation`` asks the question under the learning benchmark: does supervised training on EXACT boxes
 make the tiny policy localise at all (samr1lib.experiments.probes.localisation_probe)? It prints held-out box IoU, mean
@@ -23,158 +27,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
-from dataclasses import dataclass
 
-import numpy as np
-import torch
-
-from ..metrics import mask_iou
-from ..segmenters import SegPrompt
-from ..segmenters.sam2_backend import SAM2Segmenter
 from ..view.plots import training_curves
 from .ablations import variant_name
+from .base import BaseRecipe, build_base
 from .probes import localisation_probe
+from .reward_bench import run_cache_bench, run_reward_bench
 from .toy import default_root, run_variant
-
-
-@dataclass
-class RewardBenchResult:
-    batched_s: float
-    naive_s: float
-    groups: int
-    group_size: int
-    mismatch_pixels: int
-    total_pixels: int
-    min_iou: float  # lowest IoU between the two paths' masks of one completion
-
-    @property
-    def masks_agree(self) -> bool:
-        """Same masks up to float rounding: batched matrix products may flip a pixel whose logit
-        sits at the threshold, so agreement is IoU >= 0.999 for every completion."""
-        return self.min_iou >= 0.999
-
-    @property
-    def speedup(self) -> float:
-        return self.naive_s / self.batched_s
-
-
-def make_group_inputs(groups: int, group_size: int, height: int, width: int, seed: int = 0):
-    """Per group: one random-texture image with a rectangle, and G jittered box + point prompts."""
-    rng = np.random.default_rng(seed)
-    items = []
-    for _ in range(groups):
-        img = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        x1, y1 = rng.uniform(0.1, 0.4) * width, rng.uniform(0.1, 0.4) * height
-        x2, y2 = x1 + rng.uniform(0.2, 0.5) * width, y1 + rng.uniform(0.2, 0.5) * height
-        img[int(y1):int(y2), int(x1):int(x2)] = rng.integers(0, 256, 3, dtype=np.uint8)
-        prompts = []
-        for _ in range(group_size):
-            j = rng.normal(0, 0.05, 4) * [width, height, width, height]
-            bx1, by1, bx2, by2 = x1 + j[0], y1 + j[1], x2 + j[2], y2 + j[3]
-            point = ((bx1 + bx2) / 2, (by1 + by2) / 2)
-            prompts.append(SegPrompt(box=(bx1, by1, bx2, by2), points=(point,), labels=(1,)))
-        items.append((img, prompts))
-    return items
-
-
-def run_reward_bench(
-    config: str = "sam2.1_hiera_t", image_size: int | None = None, group_size: int = 8, groups: int = 2,
-    height: int = 480, width: int = 640, device: str = "cpu", seed: int = 0, log=print, segmenter=None,
-) -> RewardBenchResult:
-    """Batched vs per-completion SAM2 on the same groups (``segmenter``: an already built SAM2Segmenter)."""
-    seg = segmenter or SAM2Segmenter(config=config, checkpoint=None, device=device, image_size=image_size, seed=seed)
-    items = make_group_inputs(groups, group_size, height, width, seed)
-    seg.segment(*items[0])  # warm-up: first-call allocations are not what we measure
-
-    def timed(fn):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        masks = [fn(img, prompts) for img, prompts in items]
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0, masks
-
-    before = seg.encode_count
-    batched_s, batched = timed(seg.segment)
-    batched_encodes = seg.encode_count - before
-    before = seg.encode_count
-    naive_s, naive = timed(seg.segment_naive)
-    naive_encodes = seg.encode_count - before
-    pairs = [(a, b) for ga, gb in zip(batched, naive) for a, b in zip(ga, gb)]
-    mismatch = sum(int((a != b).sum()) for a, b in pairs)
-    total = sum(a.size for a, _ in pairs)
-    min_iou = min(mask_iou(a, b) for a, b in pairs)
-    log(f"SAM2 {seg.config} (random init), image_size {image_size or 1024}, device {device}, "
-        f"{groups} groups x G={group_size} completions, images {width}x{height}")
-    log(f"  batched: {batched_s:8.3f} s  ({batched_encodes} image encodings)")
-    log(f"  naive:   {naive_s:8.3f} s  ({naive_encodes} image encodings)")
-    log(f"  masks: {mismatch} of {total} pixels differ; lowest IoU between the paths {min_iou:.5f}")
-    return RewardBenchResult(batched_s, naive_s, groups, group_size, mismatch, total, min_iou)
-
-
-@dataclass
-class CacheBenchResult:
-    batched_s: float  # no cache: one encoding per group
-    cold_s: float  # cache on, empty: encode, store, decode
-    warm_s: float  # cache on, filled: load, decode
-    decode_s_per_prompt: float
-    group_size: int
-    lowest_iou_warm_vs_batched: float
-    cold_equals_warm: bool
-    bytes_per_image: int
-
-    @property
-    def speedup(self) -> float:
-        return self.batched_s / self.warm_s
-
-
-def _timed(device: str, fn, items):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    masks = [fn(img, prompts) for img, prompts in items]
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return time.perf_counter() - t0, masks
-
-
-def run_cache_bench(config: str = "sam2.1_hiera_t", image_size: int | None = None, group_size: int = 8,
-                    groups: int = 2, height: int = 480, width: int = 640, device: str = "cpu", seed: int = 0,
-                    compile_decoder: bool = True, log=print) -> CacheBenchResult:
-    """The same groups three ways, side by side: the batched path with no cache, the cache cold (encode + store),
-    the cache warm (load + decode only); every path with the same (compiled, by default) mask decoder."""
-    items = make_group_inputs(groups + 1, group_size, height, width, seed)
-    warmup, items = items[0], items[1:]  # first-call allocations are not what we measure; not cached either
-    with tempfile.TemporaryDirectory() as cache_dir:
-        kw = dict(config=config, device=device, image_size=image_size, seed=seed, compile_decoder=compile_decoder)
-        plain, cached = SAM2Segmenter(**kw), SAM2Segmenter(**kw, cache_dir=cache_dir)
-        plain.segment(*warmup)
-        cached.segment(*warmup)  # cold, then warm: each path's compilation and first-call allocations happen here
-        cached.segment(*warmup)
-        batched_s, batched = _timed(device, plain.segment, items)
-        cold_s, cold = _timed(device, cached.segment, items)
-        warm_s, warm = _timed(device, cached.segment, items)
-        stats = cached.cache.stats()
-        with torch.inference_mode(), plain._autocast():
-            decode_s = _timed(device, lambda img, prompts: plain._decode(prompts), items[:1])[0] / group_size
-    pairs = [(a, b) for ga, gb in zip(batched, warm) for a, b in zip(ga, gb)]
-    lowest = min(mask_iou(a, b) for a, b in pairs)
-    same = all((a == b).all() for ga, gb in zip(cold, warm) for a, b in zip(ga, gb))
-    per_image = stats["bytes"] // (groups + 1)
-    log(f"SAM2 {plain.config} (random init), input {image_size or 1024}, device {device}, {groups} groups x "
-        f"G={group_size}, images {width}x{height}, {torch.get_num_threads()} torch threads, mask decoder "
-        f"{'compiled' if compile_decoder else 'eager'}")
-    log(f"  batched, no cache: {batched_s:8.3f} s  ({groups} encodings)")
-    log(f"  cache cold:        {cold_s:8.3f} s  (encode, store in bf16, decode)")
-    log(f"  cache warm:        {warm_s:8.3f} s  (load, decode; {stats['hits']} hits, 0 encodings)")
-    log(f"  decode: {1000 * decode_s:.1f} ms per prompt; an entry is {per_image:,} bytes on disk")
-    log(f"  masks: cold == warm {'exactly' if same else 'NOT exactly'}; lowest IoU warm vs batched {lowest:.5f} "
-        "(the cache stores bf16 features)")
-    return CacheBenchResult(batched_s, cold_s, warm_s, decode_s, group_size, lowest, same, per_image)
 
 
 def learning_table(result: dict) -> str:
@@ -204,6 +65,7 @@ def learning_main(args) -> int:
                           title="toy world GRPO (training rollouts, T = 1)")
     print(f"curves: {fig}")
     print(learning_table(res))
+    print(f"change in mean box IoU: {res['after']['mean_box_iou'] - res['before']['mean_box_iou']:+.2f}")
     print(f"change in mean tier: {res['change_in_mean_tier']:+.2f}")
     return 0
 
@@ -240,9 +102,21 @@ def localisation_main(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samr1lib.bench", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def base_main(args) -> int:
+    recipe = BaseRecipe(seed=args.seed)
+    info = build_base(args.out, recipe)
+    full = info["probe_full_prompt"]
+    print(f"{args.out}: toy base, recipe {info['recipe_key']}, {info['num_parameters']:,} parameters, built in "
+          f"{sum(info['seconds'].values()):.0f} s ({info['torch_threads']} torch CPU threads)")
+    print("| held-out scenes (full prompt) | value |\n|---|---:|")
+    for key in ("mean_box_iou", "answered", "corr_x", "corr_y", "loss_own_image", "loss_other_image"):
+        print(f"| {key} | {full[key]:.3f} |")
+    print(f"box-centre correlation with the GT: x {full['corr_x']:+.2f}, y {full['corr_y']:+.2f}; mean box IoU "
+          f"{full['mean_box_iou']:.2f}")
+    return 0
+
+
+def _reward_args(sub) -> None:
     r = sub.add_parser("reward", help="batched vs per-completion SAM2 reward, side by side")
     r.add_argument("--config", default="sam2.1_hiera_t", help="SAM2 config name (default: hiera-tiny)")
     r.add_argument("--image-size", type=int, default=None, help="SAM2 input resolution (default 1024)")
@@ -255,15 +129,22 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--cache", action="store_true",
                    help="the feature cache: cold vs warm vs the batched path, side by side (samr1lib.segmenters.cache)")
     r.add_argument("--no-compile", action="store_true", help="--cache: keep the mask decoder eager")
+
+
+def _learning_args(sub) -> None:
     lr = sub.add_parser("learning", help="toy world: warm start, GRPO, held-out mean tier before and after")
     lr.add_argument("--seed", type=int, default=0)
     lr.add_argument("--control", default="none", choices=["none", "shuffled"])
     lr.add_argument("--scale", default="toy", choices=["toy", "smoke"],
                     help="toy: the benchmark; smoke: the same pipeline in seconds (wiring only, not a result)")
-    lr.add_argument("--out", default=None, help="root folder (world shared by seeds; cached steps reused); default runs/toy_bench")
+    lr.add_argument("--out", default=None,
+                    help="root folder (world shared by seeds; cached steps reused); default runs/toy_bench")
     lr.add_argument("--steps", type=int, default=300,
                     help="GRPO steps (default 300; the toy preset's 100 is what the ablations run)")
     lr.add_argument("overrides", nargs="*", help="key=value overrides of the toy preset")
+
+
+def _localisation_args(sub) -> None:
     lo = sub.add_parser("localisation", help="exact-box SFT of the tiny policy: does it localise at all?")
     lo.add_argument("--steps", type=int, default=500, help="SFT steps of 16 (default 500)")
     lo.add_argument("--max-objects", type=int, default=1,
@@ -275,24 +156,37 @@ def main(argv: list[str] | None = None) -> int:
     lo.add_argument("--out", default=None,
                     help="folder (default runs/localisation/<settings>); a finished probe is read back")
     lo.add_argument("policy", nargs="*", help="key=value sizes of the tiny policy, e.g. hidden_size=128 num_layers=4")
-    args = parser.parse_args(argv)
-    if args.command == "localisation":
-        return localisation_main(args)
-    if args.command == "learning":
-        return learning_main(args)
-    if args.command == "reward" and args.cache:
+
+
+def _base_args(sub) -> None:
+    b = sub.add_parser("base", help="build the toy base model (a tiny Qwen2.5-VL that sees) and probe it")
+    b.add_argument("--out", default="runs/toy_base", help="where to save it (the committed one: samr1lib/"
+                                                          "experiments/toy_base)")
+    b.add_argument("--seed", type=int, default=0)
+
+
+def reward_main(args) -> int:
+    if args.cache:
         res = run_cache_bench(args.config, args.image_size, args.group_size, args.groups, args.height, args.width,
                               args.device, args.seed, compile_decoder=not args.no_compile)
         print(f"speed-up of warm cache over batched at G={res.group_size}: {res.speedup:.2f}x")
         return 0 if res.cold_equals_warm else 1
-    if args.command == "reward":
-        res = run_reward_bench(args.config, args.image_size, args.group_size, args.groups,
-                               args.height, args.width, args.device, args.seed)
-        if not res.masks_agree:
-            print(f"ERROR: the batched and naive paths disagree (lowest IoU {res.min_iou:.5f})")
-        print(f"speed-up of batched over naive at G={res.group_size}: {res.speedup:.2f}x")
-        return 0 if res.masks_agree else 1
-    return 2
+    res = run_reward_bench(args.config, args.image_size, args.group_size, args.groups,
+                           args.height, args.width, args.device, args.seed)
+    if not res.masks_agree:
+        print(f"ERROR: the batched and naive paths disagree (lowest IoU {res.min_iou:.5f})")
+    print(f"speed-up of batched over naive at G={res.group_size}: {res.speedup:.2f}x")
+    return 0 if res.masks_agree else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m samr1lib.bench", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_reward_args, _learning_args, _localisation_args, _base_args):
+        add(sub)
+    args = parser.parse_args(argv)
+    return {"reward": reward_main, "learning": learning_main, "localisation": localisation_main,
+            "base": base_main}[args.command](args)
 
 
 if __name__ == "__main__":

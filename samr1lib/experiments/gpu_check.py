@@ -27,18 +27,17 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 
 from ..config import load_config
 from ..data import training_dataset
-from ..policy import ensure_tiny_policy, load_policy
+from ..policy import ensure_tiny_policy
 from ..rewards import build_rewards
 from ..segmenters import build_segmenter
 from ..segmenters.sam2_backend import SAM2Segmenter
 from ..train import build_grpo_config
 from ..train.rollout_log import RolloutLoggingTrainer
-from .bench import make_group_inputs, run_reward_bench
+from .reward_bench import make_group_inputs, run_reward_bench
 
 __all__ = ["environment", "sam2_reward", "grpo_bf16", "grpo_clip", "vllm_colocate", "run_checks", "main"]
 

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .ablations import write_results_markdown
+from .report import write_results_markdown
 
 __all__ = ["NOTEBOOK_DIR", "list_notebooks", "resolve", "load_params", "run_notebooks", "has_outputs",
            "strip_outputs", "write_metrics", "provenance", "write_summary", "main"]
@@ -193,7 +193,7 @@ def provenance() -> str:
 
 
 def write_summary(report: dict[str, Any], path: str | Path, command: str = "") -> Path:
-    """The tables of the ablation notebooks in ``report`` that ran (see :func:`samr1lib.experiments.ablations.write_results_markdown`)."""
+    """The tables of the ablation notebooks in ``report`` that ran (see :func:`samr1lib.experiments.report.write_results_markdown`)."""
     metrics = []
     for entry in report.values():
         if not entry.get("ok"):

@@ -14,10 +14,14 @@ import torch
 
 from ..data.toy_world import heldout_records, train_records, write_toy_world
 from ..policy import build_tiny_policy, load_policy
-from .toy import TOY_POLICY, evaluate_policy, samples
+from .toy import evaluate_policy, samples
 from .warm_start import build_sft_dataset, warm_start
 
-__all__ = ["box_centre_correlation", "image_dependence", "localisation_probe"]
+__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe"]
+
+# The random tiny policy the probe fine-tunes (samr1lib.policy.build_tiny_policy's arguments).
+TOY_POLICY: dict[str, int] = dict(hidden_size=64, num_layers=2, intermediate_size=128, vision_hidden_size=32,
+                                  vision_depth=1)
 
 
 def box_centre_correlation(rows: Sequence[dict]) -> dict[str, float]:

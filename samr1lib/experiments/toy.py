@@ -1,8 +1,8 @@
 """The toy world's pipeline: the whole SAM-R1 pipeline, scaled down until it learns on a 2-core CPU in minutes.
 
 Nothing is swapped out except sizes: the same REFER on-disk layout and loader, the same prompt, Qwen2.5-VL classes
-(tiny and random, :func:`samr1lib.policy.build_tiny_policy`), parser, rewards, objective (Eq. 4), TRL trainer and
-evaluation. The segmenter is GrabCut (no SAM2 weights here). The world is :mod:`samr1lib.data.toy_world`; the
+(a tiny one that was taught to see: the committed toy base, :mod:`samr1lib.experiments.base`), parser, rewards,
+objective (Eq. 4), TRL trainer and evaluation. The segmenter is GrabCut (no SAM2 weights here). The world is :mod:`samr1lib.data.toy_world`; the
 warm start is :mod:`samr1lib.experiments.warm_start`. One seed at a time: :func:`prepare` (world, tiny policy, warm
 start, its held-out score) then :func:`run_variant` (GRPO with the ``toy`` preset + overrides, held-out score).
 """
@@ -23,14 +23,15 @@ from ..config import load_config
 from ..data.toy_world import HELDOUT_IMAGES, heldout_records, train_records, write_toy_world
 from ..evaluate import evaluate
 from ..metrics import giou_ciou_from_counts
-from ..policy import HFPolicy, build_tiny_policy, load_policy
+from ..policy import HFPolicy, load_policy
 from ..rewards import tiered_iou_reward
 from ..segmenters import build_segmenter
 from ..train import train
+from .base import BaseRecipe
 from .warm_start import WARM_START, build_fcot_dataset, build_sft_dataset, warm_start
 
-__all__ = ["TOY_POLICY", "RECIPES", "tier_summary", "samples", "evaluate_policy", "default_root", "ensure_world",
-           "prepare", "run_variant"]
+__all__ = ["TOY_BASE", "toy_base", "RECIPES", "tier_summary", "samples", "evaluate_policy", "default_root",
+           "ensure_world", "prepare", "run_variant"]
 
 
 def tier_summary(rows: Sequence[dict], tiers=None) -> dict[str, float]:
@@ -71,9 +72,6 @@ def evaluate_policy(policy_dir: str | os.PathLike, records: Sequence[dict], out_
 
 # --------------------------------------------------------------------------- the pipeline, one seed at a time
 
-# The tiny policy's shape for the toy world (samr1lib.policy.build_tiny_policy's arguments).
-TOY_POLICY: dict[str, int] = dict(hidden_size=64, num_layers=2, intermediate_size=128, vision_hidden_size=32,
-                                  vision_depth=1)
 
 # The toy pipeline's recipes: the training preset (samr1lib.presets), the held-out size and the warm start.
 # "toy" is the benchmark; "smoke" runs the same code in seconds (CI: wiring, logs, checkpoint, evaluation output;
@@ -82,6 +80,22 @@ RECIPES: dict[str, dict[str, Any]] = {
     "toy": dict(preset="toy", heldout=HELDOUT_IMAGES, warm_start=WARM_START),
     "smoke": dict(preset="toy_smoke", heldout=8, warm_start=dict(WARM_START, copies=1, batch_size=8)),
 }
+# The committed toy base (samr1lib.experiments.base): every seed's warm start starts from it, as SAM-R1's runs start
+# from Qwen2.5-VL-7B-Instruct. Rebuild: python -m samr1lib.bench base --out samr1lib/experiments/toy_base
+TOY_BASE = Path(__file__).resolve().parent / "toy_base"
+
+
+def toy_base(path: str | os.PathLike = TOY_BASE) -> Path:
+    """The toy base's folder, checked to hold the base of today's recipe (its key is in base.json)."""
+    path = Path(path)
+    info = path / "base.json"
+    if not info.exists():
+        raise FileNotFoundError(f"no toy base in {path}: build it with python -m samr1lib.bench base --out {path}")
+    key = json.loads(info.read_text())["recipe_key"]
+    if key != BaseRecipe().key():
+        raise ValueError(f"{path} holds a toy base of recipe {key}, not today's {BaseRecipe().key()}: rebuild it with "
+                         f"python -m samr1lib.bench base --out {path}")
+    return path
 
 
 def _recipe(scale: str) -> dict[str, Any]:
@@ -128,6 +142,7 @@ def _warm_start_for(cfg, base: Path, policy: Path, seed: int, recipe: dict[str, 
         else:
             ds = build_sft_dataset(train_records(cfg.data_root), base / f"sft_data{'_labelled_points' if neg else ''}",
                                    size=cfg.image_size, copies=recipe["copies"], seed=seed, negative_points=neg,
+                                   varied_reasoning=recipe["varied_reasoning"], points_share=recipe["points_share"],
                                    shift=recipe["shift"], enlarge=recipe["enlarge"])
         warm_start(policy, ds, warm, epochs=recipe["epochs"], learning_rate=recipe["learning_rate"],
                    batch_size=recipe["batch_size"], seed=seed)
@@ -136,7 +151,8 @@ def _warm_start_for(cfg, base: Path, policy: Path, seed: int, recipe: dict[str, 
 
 def prepare(root: str | os.PathLike, seed: int = 0, overrides: Sequence[str] = (), show_progress: bool = True,
             scale: str = "toy") -> dict[str, Any]:
-    """World (shared by every seed under ``root``), tiny policy, warm start and its held-out score for ``seed``.
+    """World (shared by every seed under ``root``), the warm start of ``seed`` from the toy base, and its held-out
+    score.
 
     Everything is cached: a second call (another variant, the control) reuses it. Returns paths and the
     "before" summary."""
@@ -145,9 +161,7 @@ def prepare(root: str | os.PathLike, seed: int = 0, overrides: Sequence[str] = (
     t0 = time.time()
     world = _write_world(cfg, _recipe(scale)["heldout"])
     base = root / f"seed{seed}"
-    policy = base / "tiny_policy"
-    if not (policy / "tiny_policy.json").exists():
-        build_tiny_policy(policy, seed=seed, **TOY_POLICY)
+    policy = toy_base()
     warm = _warm_start_for(cfg, base, policy, seed, _recipe(scale)["warm_start"])
     before_path = base / f"eval_{warm.name}" / "tier_summary.json"
     if before_path.exists():

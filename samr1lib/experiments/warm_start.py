@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -27,7 +28,7 @@ from ..masks import as_mask
 from ..parse import ObjectAnswer, format_completion
 from ..policy import load_policy
 
-__all__ = ["WARM_START", "loose_answer", "build_sft_dataset", "fcot_completion", "build_fcot_dataset", "warm_start"]
+__all__ = ["WARM_START", "loose_answer", "reasoning", "with_points", "build_sft_dataset", "fcot_completion", "build_fcot_dataset", "warm_start"]
 
 # The warm start recipe. Not the paper's (SAM-R1 starts from Qwen2.5-VL-7B-Instruct): a stand-in chosen on this
 # project's CPU machines so that the warm-started policy answers in format with loose boxes. Untuned per variant.
@@ -38,6 +39,8 @@ WARM_START = dict(
     batch_size=16,
     shift=0.15,  # loose box: centre ~ N(0, 0.15 x side) off
     enlarge=(1.4, 2.0),  # and sides x U(1.4, 2.0)
+    varied_reasoning=True,  # reasonings of ~5-60 tokens, so completions vary in length (Eq. 2 vs Eq. 4)
+    points_share=0.5,  # labelled-points prompt: half of the answers carry labelled points (Appendix A.2)
 )
 
 
@@ -58,22 +61,61 @@ def loose_answer(
     return ObjectAnswer(box=(float(bx1), float(by1), float(bx2), float(by2)), point=point, label=label)
 
 
+def reasoning(query: str, label: str, box: Sequence[float], frame: tuple[int, int], rng: np.random.Generator,
+              varied: bool = True) -> str:
+    """The ``<think>`` text of a warm-start answer: the query alone, or (``varied``) one of three reasonings of
+    different lengths (about 5 to 60 tokens), so that completions vary in length as a real model's do and the
+    per-sequence (Eq. 2) and per-group (Eq. 4) normalisations weigh them differently."""
+    if not varied:
+        return query
+    cx, cy = (box[0] + box[2]) / 2 / frame[0], (box[1] + box[3]) / 2 / frame[1]
+    where = f"{'top' if cy < 1 / 3 else 'bottom' if cy > 2 / 3 else 'middle'} " \
+            f"{'left' if cx < 1 / 3 else 'right' if cx > 2 / 3 else 'centre'}"
+    options = (
+        query,
+        f"The query asks for {query}. It is the {label}.",
+        f"The query asks for {query}. I look at the shapes in the image, their colours and where they are. The "
+        f"{label} in the {where} of the image matches, so I box it and put a point on it.",
+    )
+    return options[int(rng.integers(len(options)))]
+
+
+def with_points(ans: ObjectAnswer, frame: tuple[int, int], rng: np.random.Generator) -> ObjectAnswer:
+    """The answer with labelled points (Appendix A.2's format): a positive point at the answer's own point and,
+    half of the time, a negative point just outside its box (the contrast A.2 hoped for)."""
+    points, labels = [ans.point], [1]
+    if rng.random() < 0.5:
+        x1, y1, x2, y2 = ans.box
+        gap = 3.0
+        x = x2 + gap if frame[0] - x2 > x1 else x1 - gap
+        points.append((float(np.clip(x, 0, frame[0] - 1)), float(np.clip((y1 + y2) / 2, 0, frame[1] - 1))))
+        labels.append(0)
+    return replace(ans, points=tuple(points), point_labels=tuple(labels))
+
+
 def build_sft_dataset(records: Sequence[dict], out_dir: str | os.PathLike, size: int = 112, copies: int = 2,
-                      seed: int = 0, negative_points: bool = False, **loose_kw):
+                      seed: int = 0, negative_points: bool = False, varied_reasoning: bool = False,
+                      points_share: float = 0.0, **loose_kw):
     """The policy dataset of ``records`` with a ``completion`` column: ``copies`` loose answers per record
     (different jitters, so SFT learns the loose distribution rather than one box per image).
 
-    ``negative_points``: the prompts ask for labelled points too (the prompt of the negative-points variants); the
-    answers stay box + point + label, as an instruct model that follows the format but emits no labelled points."""
+    ``negative_points``: the prompts ask for labelled points too (the prompt of the negative-points variants).
+    ``points_share``: the share of those answers that carry labelled points (:func:`with_points`; 0: box + point +
+    label only, an instruct model that follows the format but emits no labelled points). ``varied_reasoning``:
+    reasonings of different lengths (:func:`reasoning`) instead of the query alone."""
     base = build_policy_dataset(records, str(Path(out_dir) / "policy"), size=size, negative_points=negative_points)
     rng = np.random.default_rng(seed)
     parts = []
     for c in range(copies):
         answers = []
         for row in base.select_columns(["policy_box", "policy_frame", "category", "query"]):
-            ans = loose_answer(row["policy_box"], tuple(row["policy_frame"]), rng, str(row["category"]), **loose_kw)
-            answers.append([{"role": "assistant",
-                             "content": [{"type": "text", "text": format_completion(ans, think=row["query"])}]}])
+            frame, label = tuple(row["policy_frame"]), str(row["category"])
+            ans = loose_answer(row["policy_box"], frame, rng, label, **loose_kw)
+            if negative_points and rng.random() < points_share:
+                ans = with_points(ans, frame, rng)
+            think = reasoning(row["query"], label, row["policy_box"], frame, rng, varied_reasoning)
+            answers.append([{"role": "assistant", "content": [{"type": "text",
+                                                               "text": format_completion(ans, think=think)}]}])
         parts.append(base.add_column("completion", answers))
     ds = concatenate_datasets(parts).shuffle(seed=seed)
     return ds.select_columns(["image", "prompt", "completion"])

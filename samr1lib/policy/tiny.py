@@ -1,4 +1,4 @@
-"""A tiny, randomly initialised, offline Qwen2.5-VL policy, and one loader for any policy.
+"""A tiny, randomly initialised, offline Qwen2.5-VL policy: the fixture every test and CPU run loads by path.
 
 SAM-R1 trains Qwen2.5-VL-7B-Instruct (SAM-R1 §4.1). Tests, smoke runs and CI have neither a GPU
 nor the Hub, so :func:`build_tiny_policy` writes a directory that has the *same layout and the same

@@ -146,7 +146,7 @@ def data_overview(records: Sequence[dict], out_png: str | os.PathLike, title: st
 
 
 def sample_grid(records: Sequence[dict], out_png: str | os.PathLike, n: int = 8, seed: int = 0) -> Path:
-    """A grid of ``n`` random samples: image, GT mask (green), GT box (cyan), the query as title."""
+    """A grid of ``n`` random samples: image, GT mask outline (green), GT box (cyan), the query as title."""
     import matplotlib.patches as mpatches
 
     plt = pyplot()
@@ -161,16 +161,14 @@ def sample_grid(records: Sequence[dict], out_png: str | os.PathLike, n: int = 8,
         r = records[int(i)]
         img = np.asarray(open_image(r).convert("RGB"))
         m = as_mask(r["mask"], "mask")
-        over = np.zeros((*m.shape, 4))
-        over[m] = (0.1, 0.9, 0.2, 0.5)
         ax.imshow(img)
-        ax.imshow(over)
+        if m.any():  # an outline keeps the target's own colour visible
+            ax.contour(m.astype(float), levels=[0.5], colors=["lime"], linewidths=1.6)
         if r.get("box"):
             x1, y1, x2, y2 = r["box"]
             ax.add_patch(mpatches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="cyan", linewidth=1.5))
         ax.set_title(str(r["query"])[:38], fontsize=8)
-    # the tint changes the target's apparent colour (a red shape looks olive): say so on the figure
-    fig.suptitle("query above each image; GT mask tinted green (50 %), GT box cyan", fontsize=9)
+    fig.suptitle("query above each image; GT mask outlined green, GT box cyan", fontsize=9)
     return save_figure(fig, out_png)
 
 

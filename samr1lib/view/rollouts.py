@@ -24,7 +24,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -141,16 +141,10 @@ def _draw(ax, row, title: bool = True) -> None:
     img = _image(row)
     h, w = img.shape[:2]
     ax.imshow(img)
-    overlay = np.zeros((h, w, 4))
-    gt = row.get("gt_mask_rle")
-    if isinstance(gt, dict):
-        overlay[decode_rle(gt, "GT mask")] = (0.1, 0.9, 0.2, 0.45)
-    pred = row.get("mask_rle")
-    if isinstance(pred, dict):
-        pm = decode_rle(pred, "predicted mask")
-        overlay[pm] = (0.95, 0.15, 0.15, 0.45)
-        overlay[pm & (overlay[..., 1] > 0.8)] = (0.95, 0.85, 0.1, 0.55)  # overlap: yellow
-    ax.imshow(overlay)
+    # outlines, not fills: a tint would change the object's own colour (a red target reads olive under green)
+    for key, colour, style in (("gt_mask_rle", "lime", "solid"), ("mask_rle", "magenta", "dashed")):
+        if isinstance(row.get(key), dict):
+            outline(ax, decode_rle(row[key], key), colour, style)
     ans = row.get("answer")
     frame = tuple(row.get("policy_frame") or (w, h))
     objs = ans if isinstance(ans, list) else [ans] if isinstance(ans, dict) else []
@@ -167,18 +161,29 @@ def _draw(ax, row, title: bool = True) -> None:
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
-        iou = row.get("iou")
-        fail = row.get("failure")
-        status = f"IoU {iou:.2f}" if iou == iou and iou is not None else f"failed: {fail}"
+        iou, fail = row.get("iou"), failure_of(row)
+        status = f"failed: {fail}" if fail else f"IoU {iou:.2f}" if iou is not None and iou == iou else "no mask"
         query = str(row.get("query"))
         query = query if len(query) <= 26 else query[:25] + "…"  # one line in a grid panel
         ax.set_title(f"step {row.get('step')} | R {row.get('reward', 0):.2f} | A {row.get('advantage', 0):+.2f}\n"
                      f"{query}\n{status}", fontsize=8)
 
 
+def outline(ax, mask: np.ndarray, colour: str, style: str = "solid") -> None:
+    """The mask's outline (a contour at 0.5), so the object's own colours stay visible inside it."""
+    if mask.any():
+        ax.contour(mask.astype(float), levels=[0.5], colors=[colour], linewidths=1.6, linestyles=style)
+
+
+def failure_of(row) -> str | None:
+    """The row's parse-failure reason, or None (also for a missing or NaN cell)."""
+    fail = row.get("failure")
+    return None if fail is None or fail != fail else str(fail)
+
+
 def render_rollout(row, size: float = 3.6) -> bytes:
-    """PNG bytes of one rollout: image, GT mask (green), predicted mask (red; overlap yellow), predicted box
-    (cyan), points (o foreground, x background)."""
+    """PNG bytes of one rollout: image, GT mask outline (green), predicted mask outline (magenta, dashed),
+    predicted box (cyan), points (o foreground, x background)."""
     plt = pyplot()
     row = row.to_dict() if hasattr(row, "to_dict") else dict(row)
     fig, ax = plt.subplots(figsize=(size, size))
@@ -206,7 +211,7 @@ def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward")
                 ax.axis("off")
     axes[0][0].set_ylabel(f"best by {by}")
     axes[1][0].set_ylabel(f"worst by {by}")
-    fig.suptitle("rollouts: GT green, predicted mask red (overlap yellow), box cyan, points o fg / x bg", fontsize=9)
+    fig.suptitle("rollouts: GT outline green, predicted mask outline magenta (dashed), box cyan, points o fg / x bg", fontsize=9)
     return save_figure(fig, out_png)
 
 
@@ -216,9 +221,8 @@ def _components_html(row) -> str:
     extra = [("total reward", row.get("reward")), ("advantage", row.get("advantage")), ("IoU", row.get("iou"))]
     cells += "".join(f"<tr><td><b>{k}</b></td><td>{'-' if v is None or v != v else f'{float(v):.3f}'}</td></tr>"
                      for k, v in extra)
-    fail = row.get("failure")
-    if fail:
-        cells += f"<tr><td><b>parse failure</b></td><td>{html.escape(str(fail))}</td></tr>"
+    fail = failure_of(row)
+    cells += f"<tr><td><b>parse failure</b></td><td>{html.escape(fail) if fail else 'no failure'}</td></tr>"
     return f"<table class='samr1-rewards'>{cells}</table>"
 
 
