@@ -187,16 +187,17 @@ def _lm_batch(processor, images, prompts: list[str], answers: list[str]):
 def ground(model, processor, phases: Sequence[tuple[int, int, bool]], batch_size: int, lr: float, gradient: float,
            rng: np.random.Generator, log=print) -> list[float]:
     """Stage 2: the language model learns to answer with the target's box, the vision tower frozen. ``phases``:
-    (steps, most objects per scene, full prompt?) in curriculum order."""
+    (steps, most objects per scene, full prompt?) in curriculum order, each with its own warmup and cosine decay
+    from ``lr`` (one decay over all phases left the last one too small a step to move grounding from the short to
+    the full prompt: a build that way answered the full prompt nearly blind)."""
     for p in model.model.visual.parameters():
         p.requires_grad_(False)
-    params = [p for n, p in model.named_parameters() if p.requires_grad]
-    total = sum(s for s, _, _ in phases)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _cosine(s, total))
+    params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     losses = []
     for steps, max_objects, full in phases:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s, n=steps: _cosine(s, n))
         for step in range(steps):
             samples = [_sample(rng, max_objects, gradient) for _ in range(batch_size)]
             texts = [_texts(processor, target, expr, full) for _, target, expr in samples]
