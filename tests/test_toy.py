@@ -196,3 +196,29 @@ def test_localisation_probe_cli_few_steps_and_clear_errors(tmp_path):
                       ("hidden_size=big", "key=positive integer")):
         r = subprocess.run(cmd[:-1] + [str(tmp_path / "other"), bad], capture_output=True, text=True, timeout=600)
         assert r.returncode != 0 and said in r.stderr, r.stderr[-500:]
+
+
+@pytest.mark.slow
+def test_ablation_batch_trains_side_by_side_and_the_notebook_path_reads_it_back(tmp_path, monkeypatch):
+    """``bench ablations``: every (variant, seed) of an ablation trained in parallel processes; run_ablation then
+    trains nothing (train is made to raise) and tabulates what the batch left."""
+    from samr1lib.experiments import ablations
+
+    root = tmp_path / "toy"
+    cmd = [sys.executable, "-m", "samr1lib.bench", "ablations", "clip_higher", "--scale", "smoke", "--seeds", "0",
+           "--out", str(root), "--workers", "2"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "2 runs of clip_higher (seeds [0]) ready" in r.stdout
+    names = {p.parent.name for p in root.glob("seed0/*/result.json")}
+    assert names == {"grpo", "grpo_epsilon_high-0.2"}
+    assert all(json.loads(p.read_text())["torch_threads"] == 1 for p in root.glob("seed0/*/result.json"))
+
+    def no_training(cfg):
+        raise AssertionError("the batch's runs should have been read back")
+
+    monkeypatch.setattr(toy, "train", no_training)
+    res = ablations.run_ablation("clip_higher", scale="smoke", seeds=(0,), root=str(root), figures_dir=None)
+    assert len(res.table) == 2
+    with pytest.raises(ValueError, match="unknown ablation"):
+        ablations.run_batch(["nope"], [0], scale="smoke", root=str(root))

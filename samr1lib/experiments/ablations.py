@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,9 +27,9 @@ import pandas as pd
 from ..presets import SEGR1, STAR
 from ..train import paper_launch_command
 from ..view.plots import pyplot, save_figure, training_curves
-from .toy import run_variant
+from .toy import ensure_world, prepare, run_variant, warm_start_kind
 
-__all__ = ["ABLATIONS", "Variant", "AblationResult", "run_ablation", "paper_commands", "variant_name",
+__all__ = ["ABLATIONS", "Variant", "AblationResult", "run_ablation", "run_batch", "paper_commands", "variant_name",
            "negative_point_positions", "negative_point_summary"]
 
 
@@ -214,6 +215,62 @@ def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2)
         fig = training_curves(curves, Path(figures_dir) / f"ablation_{name}_{scale}.png", keys=keys,
                               title=f"{spec['title']} ({scale} scale, seeds {list(seeds)})")
     return AblationResult(name, scale, tuple(seeds), runs, table, fig, time.time() - t0)
+
+
+def _worker_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _in_parallel(fn, jobs: list[tuple], workers: int, threads: int, what: str) -> list[str]:
+    """``fn(*job)`` for every job in ``workers`` fresh processes of ``threads`` torch threads each; returns the
+    failures as 'job: error' lines (every other job still finishes and is cached)."""
+    from tqdm.auto import tqdm
+    import multiprocessing as mp
+
+    failed = []
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_threads,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(fn, *job): job for job in jobs}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=what):
+            try:
+                fut.result()
+            except Exception as e:  # noqa: BLE001 - reported below, with the job, after the others finished
+                failed.append(f"{futures[fut]}: {type(e).__name__}: {e}")
+    return failed
+
+
+def run_batch(names: Sequence[str], seeds: Sequence[int], scale: str = "toy", root: str = "runs/toy_bench",
+              workers: int = 2, threads: int = 1) -> list[tuple[str, int, tuple[str, ...]]]:
+    """Train every (variant, seed) of the ablations ``names`` in ``workers`` processes side by side, so that
+    :func:`run_ablation` (and the notebooks) then only read them back: the warm starts first (one per seed and
+    prompt), then the GRPO runs. Each run records its torch thread count (``threads``; runs are bitwise repeatable
+    only for the same count). Raises after the batch, listing every run that failed; the others are kept."""
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise ValueError(f"unknown ablation(s) {unknown}; choose from {sorted(ABLATIONS)}")
+    runs = {(variant_name(v.overrides), seed, v.overrides) for n in names for v in ABLATIONS[n]["variants"]
+            for seed in seeds}
+    ensure_world(root, scale)
+    warm = {(seed, warm_start_kind(root, seed, overrides, scale)): overrides for _, seed, overrides in runs}
+    failed = _in_parallel(_prepare_quietly, [(root, seed, o, scale) for (seed, _), o in sorted(warm.items())],
+                          workers, threads, "warm starts")
+    by_seed = sorted(runs, key=lambda r: (r[1], r[0]))  # whole seeds first: a batch cut short leaves whole seeds
+    failed += _in_parallel(_run_quietly, [(root, seed, name, o, scale) for name, seed, o in by_seed], workers,
+                           threads, "GRPO runs")
+    if failed:
+        raise RuntimeError(f"{len(failed)} job(s) of the batch failed (the others are cached under {root}):\n"
+                           + "\n".join(failed))
+    return by_seed
+
+
+def _prepare_quietly(root, seed, overrides, scale):
+    prepare(root, seed, overrides, show_progress=False, scale=scale)
+
+
+def _run_quietly(root, seed, name, overrides, scale):
+    run_variant(root, seed=seed, name=name, overrides=overrides, scale=scale, show_progress=False)
 
 
 def _add_verdicts(name: str, spec: dict, rows: list[dict]) -> None:

@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m samr1lib.bench reward | learning | base | localisation``.
+"""Benchmarks: ``python -m samr1lib.bench reward | learning | base | localisation | ablations``.
 
 ``reward`` times the SAM2 reward provider for GRPO groups of G completions that share one image,
 side by side in one run, on the same inputs:
@@ -17,6 +17,9 @@ the completions of each batch (the signal destroyed, its distribution kept).
 vision pretraining, then grounding) and prints its held-out box IoU, box-centre correlation and the loss with each
 answer's own image vs another's.
 
+``ablations`` trains the ablations' runs (every variant x seed) side by side in several processes, for a machine
+with more cores than one run uses; the notebooks 04-08 then read them back (samr1lib.experiments.ablations.run_batch).
+
 ``localisation`` asks the question under the learning benchmark: does supervised training on EXACT boxes
 make the tiny policy localise at all (samr1lib.experiments.probes.localisation_probe)? It prints held-out box IoU, mean
 tier, the correlation of predicted with GT box centres (about 0: the answers ignore the image) and the
@@ -31,7 +34,7 @@ import time
 from pathlib import Path
 
 from ..view.plots import training_curves
-from .ablations import variant_name
+from .ablations import ABLATIONS, run_batch, variant_name
 from .base import BaseRecipe, build_base
 from .probes import localisation_probe
 from .reward_bench import run_cache_bench, run_reward_bench
@@ -165,6 +168,26 @@ def _base_args(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
 
 
+def _ablations_args(sub) -> None:
+    a = sub.add_parser("ablations", help="train the ablations' runs in parallel processes (the notebooks read them)")
+    a.add_argument("names", nargs="*", default=[n for n in ABLATIONS if n != "related_systems"],
+                   help="ablations to run (default: the five of notebooks 04-08)")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    a.add_argument("--scale", default="toy", choices=["toy", "smoke"])
+    a.add_argument("--out", default=None, help="the runs' root (default runs/toy_bench, the notebooks' default)")
+    a.add_argument("--workers", type=int, default=2, help="processes side by side")
+    a.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
+
+
+def ablations_main(args) -> int:
+    t0 = time.time()
+    runs = run_batch(args.names, args.seeds, args.scale, args.out or default_root(args.scale), args.workers,
+                     args.threads)
+    print(f"{len(runs)} runs of {', '.join(args.names)} (seeds {args.seeds}) ready in {time.time() - t0:.0f} s "
+          f"with {args.workers} processes x {args.threads} torch threads")
+    return 0
+
+
 def reward_main(args) -> int:
     if args.cache:
         res = run_cache_bench(args.config, args.image_size, args.group_size, args.groups, args.height, args.width,
@@ -182,11 +205,11 @@ def reward_main(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samr1lib.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_reward_args, _learning_args, _localisation_args, _base_args):
+    for add in (_reward_args, _learning_args, _localisation_args, _base_args, _ablations_args):
         add(sub)
     args = parser.parse_args(argv)
     return {"reward": reward_main, "learning": learning_main, "localisation": localisation_main,
-            "base": base_main}[args.command](args)
+            "base": base_main, "ablations": ablations_main}[args.command](args)
 
 
 if __name__ == "__main__":

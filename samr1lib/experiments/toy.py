@@ -30,7 +30,7 @@ from ..train import train
 from .base import BaseRecipe
 from .warm_start import WARM_START, build_fcot_dataset, build_sft_dataset, warm_start
 
-__all__ = ["TOY_BASE", "toy_base", "RECIPES", "tier_summary", "samples", "evaluate_policy", "default_root",
+__all__ = ["TOY_BASE", "toy_base", "RECIPES", "warm_start_kind", "tier_summary", "samples", "evaluate_policy", "default_root",
            "ensure_world", "prepare", "run_variant"]
 
 
@@ -128,6 +128,17 @@ def ensure_world(root: str | os.PathLike, scale: str = "toy", overrides: Sequenc
     return Path(cfg.data_root)
 
 
+def _warm_kind(cfg) -> str:
+    if cfg.seg_reward == "segr1":
+        return "cold_start_fcot"
+    return "warm_start_labelled_points" if cfg.labelled_points_prompt else "warm_start"
+
+
+def warm_start_kind(root: str | os.PathLike, seed: int, overrides: Sequence[str] = (), scale: str = "toy") -> str:
+    """Which warm start a variant starts from (runs sharing it share one cached warm start)."""
+    return _warm_kind(_cfg(Path(root), seed, "_", "none", overrides, scale))
+
+
 def _warm_start_for(cfg, base: Path, policy: Path, seed: int, recipe: dict[str, Any]) -> Path:
     """The warm start of one seed and prompt (cached). SAM-R1 / StAR start from an instruct model (here: the loose
     warm start); Seg-R1 from an SFT cold start on FCoT data (here the synthetic FCoT set). It is trained on the
@@ -135,7 +146,7 @@ def _warm_start_for(cfg, base: Path, policy: Path, seed: int, recipe: dict[str, 
     labelled-points prompt for negative_points != none. The loose answers stay box + point + label there, so
     labelled points are left for the RL to discover (Appendix A.2)."""
     fcot, neg = cfg.seg_reward == "segr1", cfg.labelled_points_prompt
-    warm = base / ("cold_start_fcot" if fcot else "warm_start_labelled_points" if neg else "warm_start")
+    warm = base / _warm_kind(cfg)
     if not (warm / "warm_start.json").exists():
         if fcot:
             ds = build_fcot_dataset(train_records(cfg.data_root), base / "fcot_data", size=cfg.image_size)
