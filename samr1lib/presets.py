@@ -39,7 +39,7 @@ PRESETS["smoke"] = dict(
 # toy: the paper's objective unchanged (G 8, eps 0.2 / 0.3, Eq. 4, beta 0.04), and, as the paper preset, 4 optimizer
 # steps per generation batch (16 rollouts each; 64 = 8 groups generated at once), so that the PPO ratio moves and the
 # clip range acts. What differs: sizes, the policy (a warm start from the committed toy base: pass policy=DIR), the
-# learning rate and a linear decay (a 0.4M model from a short SFT, not a 7B instruct one). 128 completion tokens
+# learning rate and a linear decay (a 0.7M toy base and a short SFT, not a 7B instruct model). 128 completion tokens
 # leave room for the warm start's reasonings of ~5-60 tokens. 100 steps is what the ablations run; the learning
 # benchmark runs 300.
 PRESETS["toy"] = dict(

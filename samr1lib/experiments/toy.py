@@ -156,7 +156,7 @@ def _warm_start_for(cfg, base: Path, policy: Path, seed: int, recipe: dict[str, 
                                    varied_reasoning=recipe["varied_reasoning"], points_share=recipe["points_share"],
                                    shift=recipe["shift"], enlarge=recipe["enlarge"])
         warm_start(policy, ds, warm, epochs=recipe["epochs"], learning_rate=recipe["learning_rate"],
-                   batch_size=recipe["batch_size"], seed=seed)
+                   batch_size=recipe["batch_size"], seed=seed, freeze_vision=recipe.get("freeze_vision", False))
     return warm
 
 
