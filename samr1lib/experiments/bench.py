@@ -1,4 +1,4 @@
-"""Benchmarks: ``python -m samr1lib.bench reward | learning | base | localisation | ablations``.
+"""Benchmarks: ``python -m samr1lib.bench reward | learning | base | looseness | localisation | ablations``.
 
 ``reward`` times the SAM2 reward provider for GRPO groups of G completions that share one image,
 side by side in one run, on the same inputs:
@@ -16,6 +16,10 @@ the completions of each batch (the signal destroyed, its distribution kept).
 ``base`` builds the toy base model that the learning benchmark warm-starts from (samr1lib.experiments.base: dense
 vision pretraining, then grounding) and prints its held-out box IoU, box-centre correlation and the loss with each
 answer's own image vs another's.
+
+``looseness`` prints what GrabCut, the toy's segmenter, makes of GT boxes enlarged and shifted by known amounts
+(samr1lib.experiments.probes.looseness_probe): the mean tier the reward would give them. The warm start's boxes are
+as loose as the reward can see (samr1lib.experiments.warm_start.WARM_START).
 
 ``ablations`` trains the ablations' runs (every variant x seed) side by side in several processes, for a machine
 with more cores than one run uses; the notebooks 04-08 then read them back (samr1lib.experiments.ablations.run_batch).
@@ -36,9 +40,10 @@ from pathlib import Path
 from ..view.plots import training_curves
 from .ablations import ABLATIONS, run_batch, variant_name
 from .base import BaseRecipe, build_base
-from .probes import localisation_probe
+from ..data.toy_world import heldout_records
+from .probes import localisation_probe, looseness_probe
 from .reward_bench import run_cache_bench, run_reward_bench
-from .toy import default_root, run_variant
+from .toy import default_root, ensure_world, run_variant
 
 
 def learning_table(result: dict) -> str:
@@ -168,6 +173,25 @@ def _base_args(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
 
 
+def _looseness_args(sub) -> None:
+    lo = sub.add_parser("looseness", help="toy world: what GrabCut makes of loose boxes (the warm start's looseness)")
+    lo.add_argument("--images", type=int, default=200, help="held-out expressions to use (default 200)")
+    lo.add_argument("--out", default=None, help="the toy runs' root holding world/ (default runs/toy_bench)")
+
+
+def looseness_main(args) -> int:
+    world = ensure_world(args.out or default_root("toy"))
+    records = heldout_records(world)[: args.images]
+    t0 = time.time()
+    rows = looseness_probe(records)
+    print(f"{world}: {len(records)} held-out expressions, GrabCut (3 iterations) on each GT box enlarged about a "
+          f"centre moved by N(0, shift x side), the point at that centre ({time.time() - t0:.0f} s)")
+    print("| enlarge (sides) | shift | mean tier (Eq. 5) | mask IoU | box IoU |\n|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['enlarge']:.1f} | {r['shift']:.2f} | {r['mean_tier']:.2f} | {r['mask_iou']:.3f} | {r['box_iou']:.3f} |")
+    return 0
+
+
 def _ablations_args(sub) -> None:
     a = sub.add_parser("ablations", help="train the ablations' runs in parallel processes (the notebooks read them)")
     a.add_argument("names", nargs="*", default=[n for n in ABLATIONS if n != "related_systems"],
@@ -205,11 +229,11 @@ def reward_main(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samr1lib.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_reward_args, _learning_args, _localisation_args, _base_args, _ablations_args):
+    for add in (_reward_args, _learning_args, _localisation_args, _base_args, _looseness_args, _ablations_args):
         add(sub)
     args = parser.parse_args(argv)
     return {"reward": reward_main, "learning": learning_main, "localisation": localisation_main,
-            "base": base_main, "ablations": ablations_main}[args.command](args)
+            "base": base_main, "looseness": looseness_main, "ablations": ablations_main}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from ..policy import build_tiny_policy, load_policy
 from .toy import evaluate_policy, samples
 from .warm_start import build_sft_dataset, warm_start
 
-__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe"]
+__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe", "looseness_probe"]
 
 # The random tiny policy the probe fine-tunes (samr1lib.policy.build_tiny_policy's arguments).
 TOY_POLICY: dict[str, int] = dict(hidden_size=64, num_layers=2, intermediate_size=128, vision_hidden_size=32,
@@ -124,3 +124,44 @@ def localisation_probe(
     }
     done.write_text(json.dumps(result, indent=2))
     return result
+
+
+def looseness_probe(records: Sequence[dict], enlarges: Sequence[float] = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5),
+                    shifts: Sequence[float] = (0.0, 0.15, 0.3), iterations: int = 3, seed: int = 0) -> list[dict]:
+    """What the reward sees of a loose box: GrabCut (the toy's segmenter) prompted with each GT box enlarged by
+    ``enlarge`` (sides, about its centre) after moving the centre by N(0, ``shift`` x side), clipped to the image,
+    the point at the moved centre. Returns one row per (enlarge, shift): mean mask IoU, mean Eq. 5 tier, mean box
+    IoU. Chooses the warm start's looseness: a loose box the segmenter forgives leaves the reward nothing to
+    prefer."""
+    from PIL import Image
+
+    from ..masks import as_mask
+    from ..metrics import box_iou, mask_iou
+    from ..rewards import tiered_iou_reward
+    from ..segmenters import SegPrompt, build_segmenter
+
+    if not records:
+        raise ValueError("looseness_probe needs at least one record")
+    seg = build_segmenter("grabcut", iterations=iterations)
+    images = {p: np.asarray(Image.open(p).convert("RGB")) for p in {r["image_path"] for r in records}}
+    rows = []
+    for enlarge in enlarges:
+        for shift in shifts:
+            rng = np.random.default_rng(seed)
+            ious, tiers, boxes = [], [], []
+            for r in records:
+                gt = as_mask(r["mask"], f"mask of {r.get('sample_id')}")
+                x1, y1, x2, y2 = r["box"]
+                w, h = x2 - x1, y2 - y1
+                cx, cy = (x1 + x2) / 2 + rng.normal(0, shift * w), (y1 + y2) / 2 + rng.normal(0, shift * h)
+                H, W = gt.shape
+                box = (max(cx - enlarge * w / 2, 0.0), max(cy - enlarge * h / 2, 0.0),
+                       min(cx + enlarge * w / 2, W - 1.0), min(cy + enlarge * h / 2, H - 1.0))
+                mask = seg.segment(images[r["image_path"]], [SegPrompt(box=box, points=((cx, cy),), labels=(1,))])[0]
+                iou = mask_iou(mask, gt)
+                ious.append(iou)
+                tiers.append(tiered_iou_reward(iou))
+                boxes.append(box_iou(box, r["box"]))
+            rows.append({"enlarge": enlarge, "shift": shift, "n": len(records), "mask_iou": float(np.mean(ious)),
+                         "mean_tier": float(np.mean(tiers)), "box_iou": float(np.mean(boxes))})
+    return rows

@@ -147,7 +147,13 @@ def _warm_start_for(cfg, base: Path, policy: Path, seed: int, recipe: dict[str, 
     labelled points are left for the RL to discover (Appendix A.2)."""
     fcot, neg = cfg.seg_reward == "segr1", cfg.labelled_points_prompt
     warm = base / _warm_kind(cfg)
-    if not (warm / "warm_start.json").exists():
+    info = warm / "warm_start.json"
+    if info.exists():
+        saved = json.loads(info.read_text()).get("recipe")
+        if saved != _jsonable(recipe):
+            raise ValueError(f"{warm} holds a warm start of another recipe ({saved}), not today's {_jsonable(recipe)}: "
+                             "delete that folder (or use another --out) to rebuild it")
+    else:
         if fcot:
             ds = build_fcot_dataset(train_records(cfg.data_root), base / "fcot_data", size=cfg.image_size)
         else:
@@ -157,7 +163,12 @@ def _warm_start_for(cfg, base: Path, policy: Path, seed: int, recipe: dict[str, 
                                    shift=recipe["shift"], enlarge=recipe["enlarge"])
         warm_start(policy, ds, warm, epochs=recipe["epochs"], learning_rate=recipe["learning_rate"],
                    batch_size=recipe["batch_size"], seed=seed, freeze_vision=recipe.get("freeze_vision", False))
+        info.write_text(json.dumps(dict(json.loads(info.read_text()), recipe=_jsonable(recipe)), indent=2))
     return warm
+
+
+def _jsonable(recipe: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(recipe))  # tuples -> lists, as read back from warm_start.json
 
 
 def prepare(root: str | os.PathLike, seed: int = 0, overrides: Sequence[str] = (), show_progress: bool = True,
