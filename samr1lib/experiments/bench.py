@@ -41,9 +41,9 @@ from ..view.plots import training_curves
 from .ablations import ABLATIONS, run_batch, variant_name
 from .base import BaseRecipe, build_base
 from ..data.toy_world import heldout_records
-from .probes import localisation_probe, looseness_probe
+from .probes import base_heldout_probe, localisation_probe, looseness_probe
 from .reward_bench import run_cache_bench, run_reward_bench
-from .toy import default_root, ensure_world, run_variant
+from .toy import default_root, ensure_world, heldout_grid, run_variant, toy_base
 
 
 def learning_table(result: dict) -> str:
@@ -72,6 +72,11 @@ def learning_main(args) -> int:
                                 "seg/mean_iou": "IoU of rollout masks", "kl": "KL to the reference"},
                           title="toy world GRPO (training rollouts, T = 1)")
     print(f"curves: {fig}")
+    eval_dir = Path(res["metrics"]).parent / "eval"
+    world = ensure_world(out, args.scale)
+    grid = heldout_grid(eval_dir, heldout_records(world), eval_dir.parent / "heldout_grid.png",
+                        title=f"seed {args.seed} after GRPO, held-out, best / worst by IoU")
+    print(f"held-out best / worst answers: {grid}")
     print(learning_table(res))
     print(f"change in mean box IoU: {res['after']['mean_box_iou'] - res['before']['mean_box_iou']:+.2f}")
     print(f"change in mean tier: {res['change_in_mean_tier']:+.2f}")
@@ -111,6 +116,19 @@ def localisation_main(args) -> int:
 
 
 def base_main(args) -> int:
+    if args.heldout:
+        policy = args.base or toy_base()
+        t0 = time.time()
+        res = base_heldout_probe(policy, default_root("toy"))
+        print(f"{policy} on the toy world's held-out set ({res['n']} images, greedy, full prompt; "
+              f"{time.time() - t0:.0f} s)")
+        print("| held-out | value |\n|---|---:|")
+        for key in ("mean_tier", "gIoU", "mean_box_iou", "parse_failure_rate", "corr_x", "corr_y", "loss_own_image",
+                    "loss_other_image"):
+            print(f"| {key} | {res[key]:.3f} |")
+        print(f"box-centre correlation with the GT: x {res['corr_x']:+.2f}, y {res['corr_y']:+.2f}; mean box IoU "
+              f"{res['mean_box_iou']:.2f}")
+        return 0
     recipe = BaseRecipe(seed=args.seed)
     info = build_base(args.out, recipe)
     full = info["probe_full_prompt"]
@@ -171,6 +189,9 @@ def _base_args(sub) -> None:
     b.add_argument("--out", default="runs/toy_base", help="where to save it (the committed one: samr1lib/"
                                                           "experiments/toy_base)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--heldout", action="store_true",
+                   help="build nothing: probe the base in --base on the toy world's 512 held-out images")
+    b.add_argument("--base", default=None, help="--heldout: the base to probe (default: the committed toy base)")
 
 
 def _looseness_args(sub) -> None:

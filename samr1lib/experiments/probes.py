@@ -17,7 +17,7 @@ from ..policy import build_tiny_policy, load_policy
 from .toy import evaluate_policy, samples
 from .warm_start import build_sft_dataset, warm_start
 
-__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe", "looseness_probe"]
+__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe", "looseness_probe", "base_heldout_probe"]
 
 # The random tiny policy the probe fine-tunes (samr1lib.policy.build_tiny_policy's arguments).
 TOY_POLICY: dict[str, int] = dict(hidden_size=64, num_layers=2, intermediate_size=128, vision_hidden_size=32,
@@ -165,3 +165,19 @@ def looseness_probe(records: Sequence[dict], enlarges: Sequence[float] = (1.0, 1
             rows.append({"enlarge": enlarge, "shift": shift, "n": len(records), "mask_iou": float(np.mean(ious)),
                          "mean_tier": float(np.mean(tiers)), "box_iou": float(np.mean(boxes))})
     return rows
+
+
+def base_heldout_probe(policy_dir: str | os.PathLike, root: str | os.PathLike, show_progress: bool = True) -> dict:
+    """The toy base (or any policy) on the toy world's held-out set, before any warm start: greedy answers to the
+    full prompt (:func:`tier_summary`), the box-centre correlation with the GT, and the completion loss of the
+    exact answers with each image vs another (:func:`image_dependence`, 64 rows). ``root`` holds the world
+    (written if missing) and the evaluation (``base_eval/``, resumable)."""
+    from .toy import ensure_world
+
+    root = Path(root)
+    records = heldout_records(ensure_world(root))
+    out = root / "base_eval"
+    summary = evaluate_policy(policy_dir, records, out, show_progress=show_progress)
+    exact = build_sft_dataset(records, root / "base_heldout_answers", copies=1, shift=0.0, enlarge=(1.0, 1.0))
+    return {**summary, **{k: v for k, v in box_centre_correlation(samples(out)).items() if k != "n"},
+            **{k: v for k, v in image_dependence(policy_dir, exact).items() if k != "rows"}}

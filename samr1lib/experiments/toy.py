@@ -30,7 +30,7 @@ from ..train import train
 from .base import BaseRecipe
 from .warm_start import WARM_START, build_fcot_dataset, build_sft_dataset, warm_start
 
-__all__ = ["TOY_BASE", "toy_base", "RECIPES", "warm_start_kind", "tier_summary", "samples", "evaluate_policy", "default_root",
+__all__ = ["TOY_BASE", "toy_base", "RECIPES", "warm_start_kind", "tier_summary", "samples", "evaluate_policy", "heldout_grid", "default_root",
            "ensure_world", "prepare", "run_variant"]
 
 
@@ -68,6 +68,28 @@ def evaluate_policy(policy_dir: str | os.PathLike, records: Sequence[dict], out_
     summary = tier_summary(samples(out_dir))
     (Path(out_dir) / "tier_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def heldout_grid(eval_dir: str | os.PathLike, records: Sequence[dict], out_png: str | os.PathLike, n: int = 6,
+                 title: str = "held-out answers") -> Path:
+    """The ``n`` best and ``n`` worst greedy answers of a finished evaluation (by mask IoU): image, GT outline,
+    predicted mask outline and box (:func:`samr1lib.view.rollout_grid`). ``records``: the evaluated records, in
+    order (a sample's key is its index)."""
+    import pandas as pd
+
+    from ..view.rollouts import rollout_grid
+
+    rows = []
+    for i, s in enumerate(samples(eval_dir)):
+        r = records[int(s["key"])]
+        ok = s["failure"] is None
+        iou = float(s["iou"]) if ok and s["iou"] is not None else 0.0
+        rows.append(dict(row_id=i, step=None, query=s["query"], image_path=s["image_path"], height=r["height"],
+                         width=r["width"], gt_mask_rle=r["mask"], mask_rle=s.get("pred_mask"),
+                         answer={"bbox_2d": s["pred_box"]} if s.get("pred_box") else None,
+                         policy_frame=(r["width"], r["height"]), iou=iou, failure=s["failure"],
+                         reward=tiered_iou_reward(iou), advantage=None))
+    return rollout_grid(pd.DataFrame(rows), out_png, n=n, by="iou", title=title)
 
 
 # --------------------------------------------------------------------------- the pipeline, one seed at a time

@@ -165,8 +165,10 @@ def _draw(ax, row, title: bool = True) -> None:
         status = f"failed: {fail}" if fail else f"IoU {iou:.2f}" if iou is not None and iou == iou else "no mask"
         query = str(row.get("query"))
         query = query if len(query) <= 26 else query[:25] + "…"  # one line in a grid panel
-        ax.set_title(f"step {row.get('step')} | R {row.get('reward', 0):.2f} | A {row.get('advantage', 0):+.2f}\n"
-                     f"{query}\n{status}", fontsize=8)
+        step = row.get("step")
+        head = (f"held-out | tier {row.get('reward', 0):.0f}" if step is None or step != step  # an evaluation row
+                else f"step {step} | R {row.get('reward', 0):.2f} | A {row.get('advantage', 0):+.2f}")
+        ax.set_title(f"{head}\n{query}\n{status}", fontsize=8)
 
 
 def outline(ax, mask: np.ndarray, colour: str, style: str = "solid") -> None:
@@ -195,7 +197,7 @@ def render_rollout(row, size: float = 3.6) -> bytes:
     return buf.getvalue()
 
 
-def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward") -> Path:
+def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward", title: str = "rollouts") -> Path:
     """A static figure: the ``n`` best (top row) and ``n`` worst (bottom row) rollouts by ``by``."""
     plt = pyplot()
     ordered = sort_rollouts(df, by=by, descending=True)
@@ -211,7 +213,7 @@ def rollout_grid(df, out_png: str | os.PathLike, n: int = 6, by: str = "reward")
                 ax.axis("off")
     axes[0][0].set_ylabel(f"best by {by}")
     axes[1][0].set_ylabel(f"worst by {by}")
-    fig.suptitle("rollouts: GT outline green, predicted mask outline magenta (dashed), box cyan, points o fg / x bg", fontsize=9)
+    fig.suptitle(f"{title}: GT outline green, predicted mask outline magenta (dashed), box cyan, points o fg / x bg", fontsize=9)
     return save_figure(fig, out_png)
 
 
