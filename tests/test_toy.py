@@ -87,7 +87,7 @@ def test_tier_summary_counts_failed_parses_as_zero():
 
 
 @pytest.mark.slow
-def test_toy_pipeline_few_steps_end_to_end_and_shuffled_control(tmp_path):
+def test_toy_pipeline_few_steps_end_to_end_and_shuffled_control(tmp_path, monkeypatch):
     root = tmp_path / "toy"
     cmd = [sys.executable, "-m", "samr1lib.bench", "learning", "--scale", "smoke", "--out", str(root), "--seed", "0",
            "--steps", "2"]
@@ -104,6 +104,14 @@ def test_toy_pipeline_few_steps_end_to_end_and_shuffled_control(tmp_path):
     rows = [json.loads(x) for x in (run / "rollouts.rank0.jsonl").read_text().splitlines()]
     assert all(row["trained_reward"] == pytest.approx(row["reward"]) for row in rows)  # no control: untouched
     assert all(row["image_path"] and row["gt_mask_rle"] for row in rows)
+    assert f"held-out best / worst answers: {run / 'heldout_grid.png'}" in r.stdout
+    assert (run / "heldout_grid.png").stat().st_size > 10_000
+
+    # a warm start is reused only for the recipe it was trained with
+    monkeypatch.setitem(toy.RECIPES["smoke"], "warm_start", dict(toy.RECIPES["smoke"]["warm_start"], enlarge=(1.0, 1.1)))
+    with pytest.raises(ValueError, match="another recipe"):
+        toy.prepare(root, 0, scale="smoke", show_progress=False)
+    monkeypatch.undo()
 
     r = subprocess.run(cmd + ["--control", "shuffled"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -222,3 +230,17 @@ def test_ablation_batch_trains_side_by_side_and_the_notebook_path_reads_it_back(
     assert len(res.table) == 2
     with pytest.raises(ValueError, match="unknown ablation"):
         ablations.run_batch(["nope"], [0], scale="smoke", root=str(root))
+
+
+def test_looseness_probe_sees_grabcut_forgive_loose_boxes_up_to_a_point(tmp_path):
+    """A tight box gives a near-perfect GrabCut mask; a box 4.5x the object's sides takes in background and scores
+    lower; the box IoU of an unshifted tight box is 1."""
+    from samr1lib.experiments.probes import looseness_probe
+
+    toy_world.write_toy_world(tmp_path / "w", n_train_images=4, n_heldout=8, seed=0)
+    rows = looseness_probe(toy_world.heldout_records(tmp_path / "w"), enlarges=(1.0, 4.5), shifts=(0.0,))
+    tight, loose = rows
+    assert tight["box_iou"] == pytest.approx(1.0) and tight["mask_iou"] > 0.8
+    assert loose["mean_tier"] < tight["mean_tier"] and loose["mask_iou"] < tight["mask_iou"] - 0.1
+    with pytest.raises(ValueError, match="at least one record"):
+        looseness_probe([])
