@@ -244,3 +244,13 @@ def test_looseness_probe_sees_grabcut_forgive_loose_boxes_up_to_a_point(tmp_path
     assert loose["mean_tier"] < tight["mean_tier"] and loose["mask_iou"] < tight["mask_iou"] - 0.1
     with pytest.raises(ValueError, match="at least one record"):
         looseness_probe([])
+
+
+def test_box_looseness_on_crafted_boxes():
+    gt = [10, 10, 20, 20]
+    rows = [dict(pred_box=[5, 5, 25, 25], gt_box=gt),  # twice the sides, centred: holds the centre
+            dict(pred_box=[0, 0, 30, 30], gt_box=gt),  # three times
+            dict(pred_box=[40, 40, 50, 50], gt_box=gt),  # same size, elsewhere
+            dict(pred_box=None, gt_box=gt)]  # a failed parse
+    res = toy.box_looseness(rows)
+    assert res["median_side_ratio"] == pytest.approx(2.0) and res["holds_centre"] == pytest.approx(0.5)

@@ -43,7 +43,7 @@ from .base import BaseRecipe, build_base
 from ..data.toy_world import heldout_records
 from .probes import base_heldout_probe, localisation_probe, looseness_probe
 from .reward_bench import run_cache_bench, run_reward_bench
-from .toy import default_root, ensure_world, heldout_grid, run_variant, toy_base
+from .toy import box_looseness, default_root, ensure_world, heldout_grid, run_variant, samples, toy_base, warm_start_kind
 
 
 def learning_table(result: dict) -> str:
@@ -78,6 +78,10 @@ def learning_main(args) -> int:
                         title=f"seed {args.seed} after GRPO, held-out, best / worst by IoU")
     print(f"held-out best / worst answers: {grid}")
     print(learning_table(res))
+    warm_eval = Path(out) / f"seed{args.seed}" / f"eval_{warm_start_kind(out, args.seed, overrides, args.scale)}"
+    before, after = (box_looseness(samples(d)) for d in (warm_eval, eval_dir))
+    print(f"boxes: median side {before['median_side_ratio']:.2f}x -> {after['median_side_ratio']:.2f}x the target's; "
+          f"holding the target's centre {100 * before['holds_centre']:.1f} % -> {100 * after['holds_centre']:.1f} %")
     print(f"change in mean box IoU: {res['after']['mean_box_iou'] - res['before']['mean_box_iou']:+.2f}")
     print(f"change in mean tier: {res['change_in_mean_tier']:+.2f}")
     return 0

@@ -30,7 +30,7 @@ from ..train import train
 from .base import BaseRecipe
 from .warm_start import WARM_START, build_fcot_dataset, build_sft_dataset, warm_start
 
-__all__ = ["TOY_BASE", "toy_base", "RECIPES", "warm_start_kind", "tier_summary", "samples", "evaluate_policy", "heldout_grid", "default_root",
+__all__ = ["TOY_BASE", "toy_base", "RECIPES", "warm_start_kind", "tier_summary", "box_looseness", "samples", "evaluate_policy", "heldout_grid", "default_root",
            "ensure_world", "prepare", "run_variant"]
 
 
@@ -47,6 +47,22 @@ def tier_summary(rows: Sequence[dict], tiers=None) -> dict[str, float]:
         "parse_failure_rate": float(np.mean([r["failure"] is not None for r in rows])),
         "mean_box_iou": float(np.mean([r["box_iou"] or 0.0 for r in rows])),
     }
+
+
+def box_looseness(rows: Sequence[dict]) -> dict[str, float]:
+    """How loose the predicted boxes are: the median of sqrt(predicted area / GT area) (the side ratio; 1 = the GT
+    box's size) and the share of answers whose box holds the GT box's centre (a failed parse holds nothing)."""
+    ratios, holds = [], []
+    for r in rows:
+        p, g = r.get("pred_box"), r.get("gt_box")
+        if not p or not g:
+            holds.append(False)
+            continue
+        cx, cy = (g[0] + g[2]) / 2, (g[1] + g[3]) / 2
+        holds.append(p[0] <= cx <= p[2] and p[1] <= cy <= p[3])
+        ratios.append(np.sqrt(max(p[2] - p[0], 0) * max(p[3] - p[1], 0) / max((g[2] - g[0]) * (g[3] - g[1]), 1e-9)))
+    return {"median_side_ratio": float(np.median(ratios)) if ratios else float("nan"),
+            "holds_centre": float(np.mean(holds)) if holds else float("nan")}
 
 
 def samples(eval_dir: str | os.PathLike) -> list[dict]:
