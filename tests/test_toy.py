@@ -59,10 +59,10 @@ def test_loose_answer_stays_in_frame_parses_and_is_looser(x1, y1, w, h, seed):
 
 def test_loose_answers_are_loose_on_average():
     rng = np.random.default_rng(0)
-    box = (40.0, 40.0, 70.0, 70.0)
+    box = (185.0, 185.0, 215.0, 215.0)  # in a frame large enough that no loose box is clipped
     areas = [(a.box[2] - a.box[0]) * (a.box[3] - a.box[1]) for a in
-             (ws.loose_answer(box, (112, 112), rng, "x") for _ in range(500))]
-    assert 1.9 < np.mean(areas) / 900.0 < 3.2  # sides x U(1.4, 2.0): area x ~2.9 before clipping
+             (ws.loose_answer(box, (400, 400), rng, "x") for _ in range(500))]
+    assert 12.0 < np.mean(areas) / 900.0 < 16.5  # sides x U(3.0, 4.5): area x E[s^2] = 14.25
 
 
 def test_shuffled_control_permutes_rewards_deterministically():

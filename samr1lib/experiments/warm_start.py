@@ -54,7 +54,7 @@ WARM_START = dict(
 
 def loose_answer(
     box: Sequence[float], frame: tuple[int, int], rng: np.random.Generator, label: str,
-    shift: float = 0.15, enlarge: tuple[float, float] = (1.4, 2.0),
+    shift: float = WARM_START["shift"], enlarge: tuple[float, float] = WARM_START["enlarge"],
 ) -> ObjectAnswer:
     """A deliberately loose answer for ``box`` (x1, y1, x2, y2 in ``frame``): centre moved by N(0, shift x side),
     sides scaled by U(enlarge), clipped to the frame; the point is the loose box's centre."""
