@@ -1,11 +1,11 @@
 """The five ablations of SAM-R1 (Tables 3-4, Appendix A), run through the toy pipeline and set beside the paper.
 
     res = run_ablation("threshold", scale="toy", seeds=(0, 1, 2), root="runs/toy_bench")
-    res.table        # pandas DataFrame: one row per variant, ours as mean +- std over seeds, the paper's beside
+    res.table        # pandas DataFrame: one row per variant, ours as mean [95 % interval] over seeds, the paper's beside
     res.figure       # PNG of the training curves (mean +- std band over seeds)
 
 Every variant changes ONE field of the ``toy`` preset (samr1lib.presets) and nothing is tuned per variant.
-Our numbers are held-out mean tier / gIoU / cIoU of the toy world (512 images, GrabCut masks, a 0.3M
+Our numbers are held-out mean tier / gIoU / cIoU of the toy world (512 images, GrabCut masks, a 0.7M
 policy); the paper's are ReasonSeg test and RefCOCOg test with Qwen2.5-VL-7B and SAM2-L. The two are
 never the same experiment: the table says at which scale ours were obtained.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,6 +26,7 @@ import pandas as pd
 from ..presets import SEGR1, STAR
 from ..train import paper_launch_command
 from ..view.plots import pyplot, save_figure, training_curves
+from .parallel import in_parallel
 from .toy import ensure_world, prepare, run_variant, warm_start_kind
 
 __all__ = ["ABLATIONS", "Variant", "AblationResult", "run_ablation", "run_batch", "paper_commands", "variant_name",
@@ -123,8 +123,8 @@ class AblationResult:
 
     def caption(self) -> str:
         """What the table is and is not: markdown for the notebook."""
-        return (f"**Ours: {self.scale} scale** (toy world, 0.3M-parameter policy, GrabCut masks, held-out set of "
-                f"{self.runs[0]['after']['n']} images, seeds {list(self.seeds)}; mean ± std over seeds). **Paper: "
+        return (f"**Ours: {self.scale} scale** (toy world, the 0.7M-parameter toy base, GrabCut masks, held-out set of "
+                f"{self.runs[0]['after']['n']} images, seeds {list(self.seeds)}; mean [95 % t-interval] over seeds). **Paper: "
                 "ReasonSeg test (RS) and RefCOCOg test (Rcg), Qwen2.5-VL-7B + SAM2-L, 8 GPUs.** Not the same "
                 "experiment: read the ordering, not the values.")
 
@@ -217,30 +217,6 @@ def run_ablation(name: str, scale: str = "toy", seeds: Sequence[int] = (0, 1, 2)
     return AblationResult(name, scale, tuple(seeds), runs, table, fig, time.time() - t0)
 
 
-def _worker_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def _in_parallel(fn, jobs: list[tuple], workers: int, threads: int, what: str) -> list[str]:
-    """``fn(*job)`` for every job in ``workers`` fresh processes of ``threads`` torch threads each; returns the
-    failures as 'job: error' lines (every other job still finishes and is cached)."""
-    from tqdm.auto import tqdm
-    import multiprocessing as mp
-
-    failed = []
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_worker_threads,
-                             initargs=(threads,)) as pool:
-        futures = {pool.submit(fn, *job): job for job in jobs}
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=what):
-            try:
-                fut.result()
-            except Exception as e:  # noqa: BLE001 - reported below, with the job, after the others finished
-                failed.append(f"{futures[fut]}: {type(e).__name__}: {e}")
-    return failed
-
-
 def run_batch(names: Sequence[str], seeds: Sequence[int], scale: str = "toy", root: str = "runs/toy_bench",
               workers: int = 2, threads: int = 1) -> list[tuple[str, int, tuple[str, ...]]]:
     """Train every (variant, seed) of the ablations ``names`` in ``workers`` processes side by side, so that
@@ -254,10 +230,10 @@ def run_batch(names: Sequence[str], seeds: Sequence[int], scale: str = "toy", ro
             for seed in seeds}
     ensure_world(root, scale)
     warm = {(seed, warm_start_kind(root, seed, overrides, scale)): overrides for _, seed, overrides in runs}
-    failed = _in_parallel(_prepare_quietly, [(root, seed, o, scale) for (seed, _), o in sorted(warm.items())],
+    failed = in_parallel(_prepare_quietly, [(root, seed, o, scale) for (seed, _), o in sorted(warm.items())],
                           workers, threads, "warm starts")
     by_seed = sorted(runs, key=lambda r: (r[1], r[0]))  # whole seeds first: a batch cut short leaves whole seeds
-    failed += _in_parallel(_run_quietly, [(root, seed, name, o, scale) for name, seed, o in by_seed], workers,
+    failed += in_parallel(_run_quietly, [(root, seed, name, o, scale) for name, seed, o in by_seed], workers,
                            threads, "GRPO runs")
     if failed:
         raise RuntimeError(f"{len(failed)} job(s) of the batch failed (the others are cached under {root}):\n"

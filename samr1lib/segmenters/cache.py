@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ class FeatureCache:
             self.bad += 1
             path.unlink(missing_ok=True)
             return None
-        os.utime(path)  # recently used: evicted last
+        _touch(path)  # recently used: evicted last
         self.hits += 1
         feats = {"image_embed": tensors["image_embed"], "high_res_feats": [tensors["high_res_0"], tensors["high_res_1"]]}
         return feats, orig_hw
@@ -114,12 +115,13 @@ class FeatureCache:
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "model": self.key,
                                                "orig_hw": f"{int(orig_hw[0])},{int(orig_hw[1])}"})
         os.replace(tmp, path)
+        _touch(path)
         self._bytes += path.stat().st_size
         if self._bytes > self.max_bytes:
             self._evict()
 
     def _evict(self) -> None:
-        files = sorted(self.dir.rglob("*.safetensors"), key=lambda p: p.stat().st_mtime)
+        files = sorted(self.dir.rglob("*.safetensors"), key=lambda p: p.stat().st_mtime_ns)
         total = sum(p.stat().st_size for p in files)
         for p in files:
             if total <= 0.9 * self.max_bytes:
@@ -138,3 +140,10 @@ class FeatureCache:
 def bytes_per_image(input_size: int = 1024, dtype: torch.dtype = torch.bfloat16) -> int:
     """Payload of one entry (the header adds a few hundred bytes)."""
     return sum(int(np.prod(s)) for s in feature_shapes(input_size).values()) * torch.tensor([], dtype=dtype).element_size()
+
+
+def _touch(path: Path) -> None:
+    """Stamp ``path`` as used now, from the fine clock: the kernel's own file times tick coarsely (milliseconds), so
+    two uses in one tick would tie and the least recently used could be evicted first (seen under CPU load)."""
+    now = time.time_ns()
+    os.utime(path, ns=(now, now))
