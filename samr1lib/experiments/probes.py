@@ -144,13 +144,13 @@ def looseness_probe(records: Sequence[dict], enlarges: Sequence[float] = (1.0, 1
         raise ValueError("looseness_probe needs at least one record")
     seg = build_segmenter("grabcut", iterations=iterations)
     images = {p: np.asarray(Image.open(p).convert("RGB")) for p in {r["image_path"] for r in records}}
+    gts = [as_mask(r["mask"], f"mask of {r.get('sample_id')}") for r in records]  # decoded once, used per setting
     rows = []
     for enlarge in enlarges:
         for shift in shifts:
             rng = np.random.default_rng(seed)
             ious, tiers, boxes = [], [], []
-            for r in records:
-                gt = as_mask(r["mask"], f"mask of {r.get('sample_id')}")
+            for r, gt in zip(records, gts):
                 x1, y1, x2, y2 = r["box"]
                 w, h = x2 - x1, y2 - y1
                 cx, cy = (x1 + x2) / 2 + rng.normal(0, shift * w), (y1 + y2) / 2 + rng.normal(0, shift * h)

@@ -200,8 +200,8 @@ def _warm_start_for(cfg, base: Path, policy: Path, seed: int, recipe: dict[str, 
                                    varied_reasoning=recipe["varied_reasoning"], points_share=recipe["points_share"],
                                    shift=recipe["shift"], enlarge=recipe["enlarge"])
         warm_start(policy, ds, warm, epochs=recipe["epochs"], learning_rate=recipe["learning_rate"],
-                   batch_size=recipe["batch_size"], seed=seed, freeze_vision=recipe.get("freeze_vision", False))
-        info.write_text(json.dumps(dict(json.loads(info.read_text()), recipe=_jsonable(recipe)), indent=2))
+                   batch_size=recipe["batch_size"], seed=seed, freeze_vision=recipe.get("freeze_vision", False),
+                   recipe=_jsonable(recipe))
     return warm
 
 

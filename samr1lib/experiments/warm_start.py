@@ -169,10 +169,12 @@ def build_fcot_dataset(records: Sequence[dict], out_dir: str | os.PathLike, size
 def warm_start(
     policy_dir: str | os.PathLike, dataset, out_dir: str | os.PathLike, epochs: float = 1.0, learning_rate: float = 2e-3,
     batch_size: int = 16, seed: int = 0, max_steps: int = -1, freeze_vision: bool = False,
+    recipe: dict | None = None,
 ) -> Path:
     """Supervised warm start with TRL's ``SFTTrainer`` (loss on the completion only); saves model and
     processor to ``out_dir`` and returns it. Skips the work when ``out_dir`` already holds the result.
-    ``max_steps`` > 0 trains exactly that many steps (cycling the data) instead of ``epochs``."""
+    ``max_steps`` > 0 trains exactly that many steps (cycling the data) instead of ``epochs``. ``recipe``: what
+    made ``dataset``, recorded in ``warm_start.json`` with the rest (so a cached warm start can be checked)."""
     out = Path(out_dir)
     if (out / "warm_start.json").exists():
         return out
@@ -197,6 +199,7 @@ def warm_start(
         "learning_rate": learning_rate, "freeze_vision": freeze_vision,
         "batch_size": batch_size, "steps": int(trainer.state.global_step), "seconds": round(time.time() - t0, 1),
         "final_loss": history[-1]["loss"] if history else None, "train_loss": result.training_loss, "loss_curve": history,
+        "recipe": recipe,
     }, indent=2))
     return out
 
