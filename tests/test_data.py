@@ -381,6 +381,20 @@ def test_refcoco_position_words_name_the_extreme_object():
     assert "blue circle on the bottom" in synthetic.expressions(col, 1, "refcoco")
 
 
+def test_expression_kind_names_what_each_template_asks_for():
+    objs = [dict(colour="red", shape="square", cx=10, cy=50, r=8), dict(colour="blue", shape="circle", cx=90, cy=50, r=8),
+            dict(colour="blue", shape="square", cx=50, cy=90, r=8)]
+    kinds = {style: {e: synthetic.expression_kind(e) for e in synthetic.expressions(objs, 0, style)}
+             for style in ("refcoco", "refcoco+", "refcocog")}
+    assert kinds["refcoco"] == {"red square": "colour and shape", "red one": "colour only",
+                                "red square on the left": "location", "left square": "location"}
+    assert set(kinds["refcoco+"].values()) == {"colour and shape", "colour only"}
+    assert kinds["refcocog"]["the red square in the picture"] == "colour and shape"
+    assert {k for e, k in kinds["refcocog"].items() if "of the" in e or "above" in e or "below" in e} == {"location"}
+    assert synthetic.expression_kind("the circle") == "shape only"
+    assert synthetic.expression_kind("The Circle") == "shape only"
+
+
 def test_written_refcoco_world_position_words_match_the_pixels(tmp_path):
     synthetic.write_refer_world(str(tmp_path), n_images=40, seed=1, datasets=("refcoco",))
     anns = json.loads((tmp_path / "refcoco" / "instances.json").read_text())["annotations"]

@@ -106,6 +106,7 @@ def test_toy_pipeline_few_steps_end_to_end_and_shuffled_control(tmp_path, monkey
     assert all(row["image_path"] and row["gt_mask_rle"] for row in rows)
     assert f"held-out best / worst answers: {run / 'heldout_grid.png'}" in r.stdout
     assert (run / "heldout_grid.png").stat().st_size > 10_000
+    assert "| held-out images with 2-3 objects: expression | rows | chance | warm start | after GRPO |" in r.stdout
 
     # a warm start is reused only for the recipe it was trained with
     monkeypatch.setitem(toy.RECIPES["smoke"], "warm_start", dict(toy.RECIPES["smoke"]["warm_start"], enlarge=(1.0, 1.1)))
@@ -254,3 +255,19 @@ def test_box_looseness_on_crafted_boxes():
             dict(pred_box=None, gt_box=gt)]  # a failed parse
     res = toy.box_looseness(rows)
     assert res["median_side_ratio"] == pytest.approx(2.0) and res["holds_centre"] == pytest.approx(0.5)
+
+
+def test_object_picks_on_crafted_scenes():
+    left, right, bottom = [0, 40, 20, 60], [80, 40, 100, 60], [40, 90, 60, 110]
+    objects = {"two.jpg": [left, right], "three.jpg": [left, right, bottom], "one.jpg": [left]}
+    rows = [dict(image_path="two.jpg", query="red square", gt_box=left, pred_box=[0, 30, 40, 70]),  # loose, nearest left
+            dict(image_path="two.jpg", query="left square", gt_box=left, pred_box=right),  # the other object
+            dict(image_path="three.jpg", query="the circle", gt_box=bottom, pred_box=None),  # no box points nowhere
+            dict(image_path="three.jpg", query="blue one", gt_box=right, pred_box=[60, 20, 110, 80]),
+            dict(image_path="one.jpg", query="red square", gt_box=left, pred_box=right)]  # one object: left out
+    res = probes.object_picks(rows, objects)
+    assert res["all"] == pytest.approx({"n": 4, "on_target": 0.5, "chance": (1 / 2 + 1 / 2 + 1 / 3 + 1 / 3) / 4})
+    assert res["colour and shape"]["on_target"] == 1.0 and res["location"]["on_target"] == 0.0
+    assert res["shape only"] == pytest.approx({"n": 1, "on_target": 0.0, "chance": 1 / 3})
+    assert res["colour only"]["on_target"] == 1.0
+    assert probes.object_picks([], objects) == {}

@@ -163,6 +163,23 @@ def expressions(objs: list[dict], t: int, style: str) -> list[str]:
     return out
 
 
+LOCATION_WORDS = frozenset({"left", "right", "top", "bottom", "above", "below"})
+
+
+def expression_kind(query: str) -> str:
+    """What an :func:`expressions` template asks the reader to use: "location" (a position or relation word),
+    "shape only" ("the star"), "colour only" ("red one", "the red object") or "colour and shape" ("red star", with
+    or without "next to ..." / "in the picture")."""
+    words = query.lower().split()
+    if LOCATION_WORDS & set(words):
+        return "location"
+    if len(words) == 2 and words[0] == "the":
+        return "shape only"
+    if words[-1] in ("one", "object"):
+        return "colour only"
+    return "colour and shape"
+
+
 def _split_of(rng: np.random.Generator, n: int, shares: dict[str, float]) -> list[str]:
     if n < len(shares):
         raise ValueError(f"need at least {len(shares)} images to fill the splits {list(shares)}, got {n}")

@@ -73,3 +73,12 @@ def heldout_records(root: str | os.PathLike) -> list[dict]:
             seen.add(r["image_id"])
             out.append(r)
     return out
+
+
+def heldout_objects(root: str | os.PathLike) -> dict[str, list[list[float]]]:
+    """Every object's box ([x1, y1, x2, y2]) of every held-out image, by image path (the world refers to each
+    object at least once, so its expressions list them all)."""
+    boxes: dict[str, dict[int, list[float]]] = {}
+    for r in load_refer(str(Path(root) / "heldout"), TOY_DATASET, "all"):
+        boxes.setdefault(r["image_path"], {})[r["ann_id"]] = r["box"]
+    return {path: list(by_ann.values()) for path, by_ann in boxes.items()}

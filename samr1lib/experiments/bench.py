@@ -40,8 +40,8 @@ from pathlib import Path
 from ..view.plots import training_curves
 from .ablations import ABLATIONS, run_batch, variant_name
 from .base import BaseRecipe, build_base
-from ..data.toy_world import heldout_records
-from .probes import base_heldout_probe, localisation_probe, looseness_probe
+from ..data.toy_world import heldout_objects, heldout_records
+from .probes import base_heldout_probe, localisation_probe, looseness_probe, object_picks
 from .reward_bench import run_cache_bench, run_reward_bench
 from .toy import box_looseness, default_root, ensure_world, heldout_grid, run_variant, samples, toy_base, warm_start_kind
 
@@ -54,6 +54,18 @@ def learning_table(result: dict) -> str:
                             ("cIoU", "cIoU", "{:.3f}"), ("parse_failure_rate", "parse-failure rate", "{:.3f}"),
                             ("mean_box_iou", "mean box IoU", "{:.3f}")):
         lines.append(f"| {label} | {fmt.format(b[key])} | {fmt.format(a[key])} | {a[key] - b[key]:+.3f} |")
+    return "\n".join(lines)
+
+
+def picks_table(columns: dict[str, dict]) -> str:
+    """Markdown: the share of answers on the named object (:func:`samr1lib.experiments.probes.object_picks`), per
+    expression kind, one column per evaluation, beside the share a random pick would have."""
+    first = next(iter(columns.values()))
+    lines = [f"| held-out images with 2-3 objects: expression | rows | chance | {' | '.join(columns)} |",
+             "|---|---:|---:|" + "---:|" * len(columns)]
+    for kind, row in first.items():
+        shares = " | ".join(f"{100 * c[kind]['on_target']:.0f} %" for c in columns.values())
+        lines.append(f"| {kind} | {row['n']} | {100 * row['chance']:.0f} % | {shares} |")
     return "\n".join(lines)
 
 
@@ -79,6 +91,8 @@ def learning_main(args) -> int:
     print(f"held-out best / worst answers: {grid}")
     print(learning_table(res))
     warm_eval = Path(out) / f"seed{args.seed}" / f"eval_{warm_start_kind(out, args.seed, overrides, args.scale)}"
+    print(picks_table({name: object_picks(samples(d), heldout_objects(world))
+                       for name, d in (("warm start", warm_eval), ("after GRPO", eval_dir))}))
     before, after = (box_looseness(samples(d)) for d in (warm_eval, eval_dir))
     print(f"boxes: median side {before['median_side_ratio']:.2f}x -> {after['median_side_ratio']:.2f}x the target's; "
           f"holding the target's centre {100 * before['holds_centre']:.1f} % -> {100 * after['holds_centre']:.1f} %")
@@ -130,6 +144,7 @@ def base_main(args) -> int:
         for key in ("mean_tier", "gIoU", "mean_box_iou", "parse_failure_rate", "corr_x", "corr_y", "loss_own_image",
                     "loss_other_image"):
             print(f"| {key} | {res[key]:.3f} |")
+        print(picks_table({"on the named object": res["object_picks"]}))
         print(f"box-centre correlation with the GT: x {res['corr_x']:+.2f}, y {res['corr_y']:+.2f}; mean box IoU "
               f"{res['mean_box_iou']:.2f}")
         return 0

@@ -1,5 +1,5 @@
 """Can the tiny policy localise at all? Probes under the learning benchmark: box-centre correlation, the loss with
-its own vs another image, and an exact-box SFT probe (``python -m samr1lib.bench localisation``)."""
+its own vs another image, which object an answer points at by the kind of expression, and an exact-box SFT probe (``python -m samr1lib.bench localisation``)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from ..data.toy_world import heldout_records, train_records, write_toy_world
+from ..data.synthetic import expression_kind
+from ..data.toy_world import heldout_objects, heldout_records, train_records, write_toy_world
 from ..policy import build_tiny_policy, load_policy
 from .toy import evaluate_policy, samples
 from .warm_start import build_sft_dataset, warm_start
 
-__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe", "looseness_probe", "base_heldout_probe"]
+__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe", "looseness_probe", "base_heldout_probe",
+           "object_picks"]
 
 # The random tiny policy the probe fine-tunes (samr1lib.policy.build_tiny_policy's arguments).
 TOY_POLICY: dict[str, int] = dict(hidden_size=64, num_layers=2, intermediate_size=128, vision_hidden_size=32,
@@ -36,6 +38,28 @@ def box_centre_correlation(rows: Sequence[dict]) -> dict[str, float]:
         ok = len(pairs) >= 2 and pred.std() > 0 and gt.std() > 0
         out[f"corr_{axis}"] = float(np.corrcoef(pred, gt)[0, 1]) if ok else 0.0
     return out
+
+
+def object_picks(rows: Sequence[dict], objects: Mapping[str, Sequence[Sequence[float]]]) -> dict[str, dict[str, float]]:
+    """Does an answer point at the object its expression names? For the evaluation ``rows`` whose image holds
+    more than one object (``objects``: every object's box by image path,
+    :func:`samr1lib.data.toy_world.heldout_objects`): the object an answer points at is the one whose box centre
+    lies nearest the predicted box's centre (a loose box still points somewhere; no box points at nothing).
+    Returns, per expression kind (:func:`samr1lib.data.synthetic.expression_kind`) and for "all": ``n`` rows,
+    the share ``on_target`` and the share a random pick would have (``chance``, the mean of 1 / objects)."""
+    tally: dict[str, list[tuple[bool, float]]] = {}
+    for row in rows:
+        boxes = objects.get(row["image_path"], ())
+        if len(boxes) < 2 or not row.get("gt_box"):
+            continue
+        p, hit = row.get("pred_box"), False
+        if p:
+            nearest = min(boxes, key=lambda b: (b[0] + b[2] - p[0] - p[2]) ** 2 + (b[1] + b[3] - p[1] - p[3]) ** 2)
+            hit = bool(np.allclose(nearest, row["gt_box"], atol=1e-6))
+        for key in (expression_kind(row["query"]), "all"):
+            tally.setdefault(key, []).append((hit, 1.0 / len(boxes)))
+    return {k: {"n": len(v), "on_target": float(np.mean([h for h, _ in v])), "chance": float(np.mean([c for _, c in v]))}
+            for k, v in sorted(tally.items())}
 
 
 def image_dependence(policy_dir: str | os.PathLike, dataset, n: int = 64) -> dict[str, float]:
@@ -169,15 +193,18 @@ def looseness_probe(records: Sequence[dict], enlarges: Sequence[float] = (1.0, 1
 
 def base_heldout_probe(policy_dir: str | os.PathLike, root: str | os.PathLike, show_progress: bool = True) -> dict:
     """The toy base (or any policy) on the toy world's held-out set, before any warm start: greedy answers to the
-    full prompt (:func:`tier_summary`), the box-centre correlation with the GT, and the completion loss of the
-    exact answers with each image vs another (:func:`image_dependence`, 64 rows). ``root`` holds the world
-    (written if missing) and the evaluation (``base_eval/``, resumable)."""
+    full prompt (:func:`tier_summary`), the box-centre correlation with the GT, which object the answers point at
+    (:func:`object_picks`, under ``object_picks``) and the completion loss of the exact answers with each image vs
+    another (:func:`image_dependence`, 64 rows). ``root`` holds the world (written if missing) and the evaluation
+    (``base_eval/``, resumable)."""
     from .toy import ensure_world
 
     root = Path(root)
-    records = heldout_records(ensure_world(root))
+    world = ensure_world(root)
+    records = heldout_records(world)
     out = root / "base_eval"
     summary = evaluate_policy(policy_dir, records, out, show_progress=show_progress)
     exact = build_sft_dataset(records, root / "base_heldout_answers", copies=1, shift=0.0, enlarge=(1.0, 1.0))
     return {**summary, **{k: v for k, v in box_centre_correlation(samples(out)).items() if k != "n"},
+            "object_picks": object_picks(samples(out), heldout_objects(world)),
             **{k: v for k, v in image_dependence(policy_dir, exact).items() if k != "rows"}}
