@@ -33,6 +33,16 @@ def test_world_heldout_one_query_per_image_and_disjoint_from_training(tmp_path):
         toy_world.write_toy_world(tmp_path, n_train_images=13, n_heldout=10, seed=3)
 
 
+def test_heldout_objects_lists_every_object_of_every_heldout_image(tmp_path):
+    toy_world.write_toy_world(tmp_path, n_train_images=4, n_heldout=10, seed=3)
+    objects = toy_world.heldout_objects(tmp_path)
+    instances = json.loads((tmp_path / "heldout" / "refcoco" / "instances.json").read_text())
+    assert len(objects) == len(instances["images"]) == 10
+    assert sum(len(boxes) for boxes in objects.values()) == len(instances["annotations"])
+    for r in toy_world.heldout_records(tmp_path):  # each query's object is among its image's
+        assert r["box"] in objects[r["image_path"]]
+
+
 def test_heldout_set_is_fixed_whatever_the_training_seed(tmp_path):
     toy_world.write_toy_world(tmp_path / "a", n_train_images=4, n_heldout=6, seed=0)
     toy_world.write_toy_world(tmp_path / "b", n_train_images=4, n_heldout=6, seed=1)

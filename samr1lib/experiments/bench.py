@@ -144,6 +144,9 @@ def base_main(args) -> int:
         for key in ("mean_tier", "gIoU", "mean_box_iou", "parse_failure_rate", "corr_x", "corr_y", "loss_own_image",
                     "loss_other_image"):
             print(f"| {key} | {res[key]:.3f} |")
+        one = res["one_object_images"]
+        print(f"box-centre correlation on the {one['n']} images with one object: x {one['corr_x']:+.2f}, "
+              f"y {one['corr_y']:+.2f}; which object the answers point at on the others:")
         print(picks_table({"on the named object": res["object_picks"]}))
         print(f"box-centre correlation with the GT: x {res['corr_x']:+.2f}, y {res['corr_y']:+.2f}; mean box IoU "
               f"{res['mean_box_iou']:.2f}")

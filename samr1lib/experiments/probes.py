@@ -193,7 +193,8 @@ def looseness_probe(records: Sequence[dict], enlarges: Sequence[float] = (1.0, 1
 
 def base_heldout_probe(policy_dir: str | os.PathLike, root: str | os.PathLike, show_progress: bool = True) -> dict:
     """The toy base (or any policy) on the toy world's held-out set, before any warm start: greedy answers to the
-    full prompt (:func:`tier_summary`), the box-centre correlation with the GT, which object the answers point at
+    full prompt (:func:`tier_summary`), the box-centre correlation with the GT (on every image, and under
+    ``one_object_images`` on those with one object), which object the answers point at on the others
     (:func:`object_picks`, under ``object_picks``) and the completion loss of the exact answers with each image vs
     another (:func:`image_dependence`, 64 rows). ``root`` holds the world (written if missing) and the evaluation
     (``base_eval/``, resumable)."""
@@ -205,6 +206,8 @@ def base_heldout_probe(policy_dir: str | os.PathLike, root: str | os.PathLike, s
     out = root / "base_eval"
     summary = evaluate_policy(policy_dir, records, out, show_progress=show_progress)
     exact = build_sft_dataset(records, root / "base_heldout_answers", copies=1, shift=0.0, enlarge=(1.0, 1.0))
-    return {**summary, **{k: v for k, v in box_centre_correlation(samples(out)).items() if k != "n"},
-            "object_picks": object_picks(samples(out), heldout_objects(world)),
+    rows, objects = samples(out), heldout_objects(world)
+    alone = [r for r in rows if len(objects.get(r["image_path"], ())) == 1]
+    return {**summary, **{k: v for k, v in box_centre_correlation(rows).items() if k != "n"},
+            "one_object_images": box_centre_correlation(alone), "object_picks": object_picks(rows, objects),
             **{k: v for k, v in image_dependence(policy_dir, exact).items() if k != "rows"}}
