@@ -12,7 +12,7 @@
 # %% tags=["parameters"]
 # Parameters (papermill overrides them: python -m samr1lib.notebooks --params FILE.yaml)
 scale = "smoke"  # "smoke": CPU, seconds (CI) | "toy": the toy world, CPU, minutes | "paper": real weights and data, 8 GPUs
-seeds = [0]  # seeds per variant (the committed toy-scale results, figures/ablations_toy.md, use [0, 1])
+seeds = [0]  # seeds per variant (the committed toy-scale results, figures/ablations_toy.md, use [0, 1, 2, 3, 4])
 root = ""  # run folder (empty: runs/toy_bench at toy scale, runs/smoke_toy at smoke scale)
 figures_dir = "figures"  # PNGs are written here, named after this notebook and the scale
 metrics_path = ""  # where the final metrics JSON goes; empty: not written (papermill runs set it)
