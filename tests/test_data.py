@@ -382,7 +382,8 @@ def test_refcoco_position_words_name_the_extreme_object():
 
 
 def test_expression_kind_names_what_each_template_asks_for():
-    objs = [dict(colour="red", shape="square", cx=10, cy=50, r=8), dict(colour="blue", shape="circle", cx=90, cy=50, r=8),
+    objs = [dict(colour="red", shape="square", cx=10, cy=50, r=8),
+            dict(colour="blue", shape="circle", cx=90, cy=50, r=8),
             dict(colour="blue", shape="square", cx=50, cy=90, r=8)]
     kinds = {style: {e: synthetic.expression_kind(e) for e in synthetic.expressions(objs, 0, style)}
              for style in ("refcoco", "refcoco+", "refcocog")}

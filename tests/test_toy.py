@@ -270,7 +270,7 @@ def test_box_looseness_on_crafted_boxes():
 def test_object_picks_on_crafted_scenes():
     left, right, bottom = [0, 40, 20, 60], [80, 40, 100, 60], [40, 90, 60, 110]
     objects = {"two.jpg": [left, right], "three.jpg": [left, right, bottom], "one.jpg": [left]}
-    rows = [dict(image_path="two.jpg", query="red square", gt_box=left, pred_box=[0, 30, 40, 70]),  # loose, nearest left
+    rows = [dict(image_path="two.jpg", query="red square", gt_box=left, pred_box=[0, 30, 40, 70]),  # loose, on left
             dict(image_path="two.jpg", query="left square", gt_box=left, pred_box=right),  # the other object
             dict(image_path="three.jpg", query="the circle", gt_box=bottom, pred_box=None),  # no box points nowhere
             dict(image_path="three.jpg", query="blue one", gt_box=right, pred_box=[60, 20, 110, 80]),

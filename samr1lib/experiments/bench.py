@@ -10,12 +10,15 @@ It checks that both paths give the same masks and prints the speed-up ratio on i
 ``learning`` runs the toy world (samr1lib.experiments.toy) for one seed: warm start, GRPO with the ``toy`` preset
 (the paper's objective, GrabCut masks), greedy evaluation on the 512 held-out images; prints mean tier
 reward, gIoU, cIoU, parse-failure rate and mean box IoU before and after GRPO, and ends with
-``change in mean box IoU: +X.XX`` and ``change in mean tier: +X.XX``. ``--control shuffled`` runs the same with the rewards permuted across
-the completions of each batch (the signal destroyed, its distribution kept).
+``change in mean box IoU: +X.XX`` and ``change in mean tier: +X.XX``; before them, on the held-out images with
+2-3 objects, how often the answers point at the named object, by the kind of expression (location, colour, shape;
+samr1lib.experiments.probes.object_picks), and how loose the boxes are. ``--control shuffled`` runs the same with
+the rewards permuted across the completions of each batch (the signal destroyed, its distribution kept).
 
 ``base`` builds the toy base model that the learning benchmark warm-starts from (samr1lib.experiments.base: dense
 vision pretraining, then grounding) and prints its held-out box IoU, box-centre correlation and the loss with each
-answer's own image vs another's.
+answer's own image vs another's; ``base --heldout`` probes the committed base on the toy world's held-out set
+(the same figures, the correlation on one-object images, and the object picks by kind of expression).
 
 ``looseness`` prints what GrabCut, the toy's segmenter, makes of GT boxes enlarged and shifted by known amounts
 (samr1lib.experiments.probes.looseness_probe): the mean tier the reward would give them. The warm start's boxes are

@@ -1,5 +1,6 @@
 """Can the tiny policy localise at all? Probes under the learning benchmark: box-centre correlation, the loss with
-its own vs another image, which object an answer points at by the kind of expression, and an exact-box SFT probe (``python -m samr1lib.bench localisation``)."""
+its own vs another image, which object an answer points at by the kind of expression, and an exact-box SFT probe
+(``python -m samr1lib.bench localisation``)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from ..policy import build_tiny_policy, load_policy
 from .toy import evaluate_policy, samples
 from .warm_start import build_sft_dataset, warm_start
 
-__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe", "looseness_probe", "base_heldout_probe",
-           "object_picks"]
+__all__ = ["TOY_POLICY", "box_centre_correlation", "image_dependence", "localisation_probe", "looseness_probe",
+           "base_heldout_probe", "object_picks"]
 
 # The random tiny policy the probe fine-tunes (samr1lib.policy.build_tiny_policy's arguments).
 TOY_POLICY: dict[str, int] = dict(hidden_size=64, num_layers=2, intermediate_size=128, vision_hidden_size=32,
@@ -40,7 +41,8 @@ def box_centre_correlation(rows: Sequence[dict]) -> dict[str, float]:
     return out
 
 
-def object_picks(rows: Sequence[dict], objects: Mapping[str, Sequence[Sequence[float]]]) -> dict[str, dict[str, float]]:
+def object_picks(rows: Sequence[dict],
+                 objects: Mapping[str, Sequence[Sequence[float]]]) -> dict[str, dict[str, float]]:
     """Does an answer point at the object its expression names? For the evaluation ``rows`` whose image holds
     more than one object (``objects``: every object's box by image path,
     :func:`samr1lib.data.toy_world.heldout_objects`): the object an answer points at is the one whose box centre
@@ -58,8 +60,8 @@ def object_picks(rows: Sequence[dict], objects: Mapping[str, Sequence[Sequence[f
             hit = bool(np.allclose(nearest, row["gt_box"], atol=1e-6))
         for key in (expression_kind(row["query"]), "all"):
             tally.setdefault(key, []).append((hit, 1.0 / len(boxes)))
-    return {k: {"n": len(v), "on_target": float(np.mean([h for h, _ in v])), "chance": float(np.mean([c for _, c in v]))}
-            for k, v in sorted(tally.items())}
+    return {k: {"n": len(v), "on_target": float(np.mean([h for h, _ in v])),
+                "chance": float(np.mean([c for _, c in v]))} for k, v in sorted(tally.items())}
 
 
 def image_dependence(policy_dir: str | os.PathLike, dataset, n: int = 64) -> dict[str, float]:
