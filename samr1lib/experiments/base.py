@@ -209,7 +209,7 @@ def ground(model, processor, phases: Sequence[tuple[int, int, bool]], batch_size
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if (step + 1) % max(1, steps // 4) == 0:
                 log(f"[base] ground ({max_objects} objects, {'full' if full else 'short'} prompt) step "
                     f"{step + 1}/{steps}: loss {np.mean(losses[-50:]):.4f}")
