@@ -19,6 +19,7 @@ def test_training_curves_legend_and_colours_cover_runs_missing_a_panel(tmp_path,
     def keep(fig, out_png, **kw):
         seen["legend"] = [t.get_text() for t in fig.legends[0].get_texts()]
         seen["colours"] = [[(line.get_label(), line.get_color()) for line in ax.get_lines()] for ax in fig.axes]
+        seen["markers"] = {line.get_marker() for ax in fig.axes for line in ax.get_lines()}
         return save(fig, out_png, **kw)
 
     monkeypatch.setattr(plots, "save_figure", keep)
@@ -29,3 +30,4 @@ def test_training_curves_legend_and_colours_cover_runs_missing_a_panel(tmp_path,
     assert set(first) == {"a", "c"} and set(second) == {"a", "b", "c"}
     assert first["a"] == second["a"] and first["c"] == second["c"]  # one colour per run across panels
     assert len(set(second.values())) == 3
+    assert seen["markers"] == {"o"}  # three logged steps: points drawn, not only a line (one point draws none)

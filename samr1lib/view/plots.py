@@ -89,7 +89,9 @@ def training_curves(
             vals = np.stack([v[:n] for _, v in series])
             mean = vals.mean(0)
             text = f"{label}" + (f" (n={len(series)})" if len(series) > 1 else "")
-            (line,) = ax.plot(steps, mean, color=colours[i % len(colours)], label=text)
+            # a short run (a smoke test) gets markers: one logged point would draw no line at all
+            (line,) = ax.plot(steps, mean, color=colours[i % len(colours)], label=text,
+                              marker="o" if len(steps) < 20 else None, markersize=4)
             legend.setdefault(text, line)
             if len(series) > 1:
                 sd = vals.std(0)
