@@ -231,10 +231,10 @@ def run_batch(names: Sequence[str], seeds: Sequence[int], scale: str = "toy", ro
     ensure_world(root, scale)
     warm = {(seed, warm_start_kind(root, seed, overrides, scale)): overrides for _, seed, overrides in runs}
     failed = in_parallel(_prepare_quietly, [(root, seed, o, scale) for (seed, _), o in sorted(warm.items())],
-                          workers, threads, "warm starts")
+                         workers, threads, "warm starts")
     by_seed = sorted(runs, key=lambda r: (r[1], r[0]))  # whole seeds first: a batch cut short leaves whole seeds
     failed += in_parallel(_run_quietly, [(root, seed, name, o, scale) for name, seed, o in by_seed], workers,
-                           threads, "GRPO runs")
+                          threads, "GRPO runs")
     if failed:
         raise RuntimeError(f"{len(failed)} job(s) of the batch failed (the others are cached under {root}):\n"
                            + "\n".join(failed))

@@ -94,7 +94,8 @@ def learning_main(args) -> int:
     print(f"held-out best / worst answers: {grid}")
     print(learning_table(res))
     warm_eval = Path(out) / f"seed{args.seed}" / f"eval_{warm_start_kind(out, args.seed, overrides, args.scale)}"
-    print(picks_table({name: object_picks(samples(d), heldout_objects(world))
+    objects = heldout_objects(world)  # read once (the world's annotations), used for both evaluations
+    print(picks_table({name: object_picks(samples(d), objects)
                        for name, d in (("warm start", warm_eval), ("after GRPO", eval_dir))}))
     before, after = (box_looseness(samples(d)) for d in (warm_eval, eval_dir))
     print(f"boxes: median side {before['median_side_ratio']:.2f}x -> {after['median_side_ratio']:.2f}x the target's; "
